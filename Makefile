@@ -1,0 +1,31 @@
+# Two commands do all the set-up: `make run` (the default study) and `make test` (the suite).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= studies/quick.yaml
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	# torch first, pinned: a loose requirement can pull a multi-GB CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/rewardlab run $(CONFIG)
+
+test: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks && $(BIN)/ruff format --check src tests benchmarks
+
+bench: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_training.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,141 @@
+"""The artifact cache: stage folders named by the hash of their inputs, written atomically.
+
+A stage's folder is ``<cache>/<stage>-<hash>/``; it is built under a temporary name and renamed
+when complete, with ``meta.json`` listing every file's size and SHA-256. A folder without
+``meta.json`` is never taken for a finished one; a finished one whose files no longer match their
+checksums is reported as corrupt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rewardlab.errors import RewardLabError
+
+META = "meta.json"
+
+
+def digest(obj) -> str:
+    """A short stable hash of a JSON-serialisable object (keys sorted)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class StageResult:
+    """A finished stage: its folder, its hash, and whether this call built it."""
+
+    name: str
+    path: Path
+    hash: str
+    built: bool
+    seconds: float
+
+
+def verify(path: Path) -> dict:
+    """Check a finished stage folder against its ``meta.json``; return the meta.
+
+    Raises:
+        RewardLabError: naming the folder and the first file that is missing or differs.
+    """
+    hint = f"delete {path} to recompute it"
+    try:
+        meta = json.loads((path / META).read_text())
+        files = meta["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RewardLabError(
+            f"artifact {path} is corrupt: unreadable {META} ({exc}); {hint}"
+        ) from None
+    for rel, info in files.items():
+        f = path / rel
+        if not f.is_file():
+            raise RewardLabError(f"artifact {path} is corrupt: file {rel} is missing; {hint}")
+        if f.stat().st_size != info["size"] or _sha256(f) != info["sha256"]:
+            raise RewardLabError(
+                f"artifact {path} is corrupt: file {rel} differs from when it was written "
+                f"(size or checksum); {hint}"
+            )
+    return meta
+
+
+class Cache:
+    """Stage folders under `root`, reused when their key's hash matches."""
+
+    def __init__(self, root: str | Path, log: Callable[[str], None] = print):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self.results: list[StageResult] = []
+
+    def stage(self, name: str, key: dict, build: Callable[[Path], None]) -> StageResult:
+        """Return the stage folder for `key`, building it with ``build(tmp_folder)`` if missing."""
+        h = digest({"stage": name, **key})
+        final = self.root / f"{name}-{h}"
+        if (final / META).exists():
+            meta = verify(final)
+            res = StageResult(name, final, h, False, meta.get("seconds", 0.0))
+            self.log(f"[{name}] cached  {final}")
+        else:
+            if final.exists():  # a folder without meta.json: not ours to trust, rebuild it
+                shutil.rmtree(final)
+            tmp = self.root / f".{name}-{h}.tmp-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            self.log(f"[{name}] building ...")
+            t0 = time.perf_counter()
+            try:
+                build(tmp)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            seconds = time.perf_counter() - t0
+            files = {
+                str(f.relative_to(tmp)): {"size": f.stat().st_size, "sha256": _sha256(f)}
+                for f in sorted(tmp.rglob("*"))
+                if f.is_file()
+            }
+            meta = {"stage": name, "hash": h, "key": key, "seconds": seconds, "files": files}
+            (tmp / META).write_text(json.dumps(meta, indent=1, default=str))
+            os.replace(tmp, final)
+            res = StageResult(name, final, h, True, seconds)
+            self.log(f"[{name}] built in {seconds:.1f}s  {final}")
+        self.results.append(res)
+        return res
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Mirror `src` into `dst` with hard links (copies where links fail); `dst` is replaced."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    for f in src.rglob("*"):
+        target = dst / f.relative_to(src)
+        if f.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(f, target)
+        except OSError:
+            shutil.copy2(f, target)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

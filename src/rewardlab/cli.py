@@ -1,0 +1,73 @@
+"""`rewardlab ...`: a thin command line over the study functions."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rewardlab.errors import RewardLabError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+DEFAULT_CONFIG = "studies/quick.yaml"
+
+
+@app.callback()
+def _root() -> None:
+    """rewardlab: learned rewards and how optimising against them goes wrong."""
+
+
+@app.command()
+def run(
+    config: Annotated[str, typer.Argument(help="study YAML")] = DEFAULT_CONFIG,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a key: --set seed=1 (repeatable)")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="task name, .py file or module (same as --set task.name=)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="run folder (default runs/<study>-<time>)")
+    ] = None,
+) -> None:
+    """Run a study (resuming any finished stages) and write its run folder."""
+    from rewardlab.config import load_config
+    from rewardlab.study import run_study
+
+    overrides = list(set_ or [])
+    if task:
+        overrides.append(f"task.name={task}")
+    cfg = load_config(config, overrides)
+    study = run_study(cfg, out)
+    if study.reward_models is not None and len(study.reward_models):
+        cols = ["reward", "member", "params", "train_pairs", "test_accuracy", "seconds"]
+        typer.echo("\nreward models:\n" + study.reward_models[cols].to_string(index=False))
+    typer.echo(f"\nrun folder: {study.run_dir}")
+
+
+def main() -> None:
+    """Entry point: bad input ends in one paragraph on stderr and exit code 2."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app(standalone_mode=False)
+    except RewardLabError as err:
+        typer.echo(f"rewardlab: error: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("rewardlab: interrupted; finished stages are kept and will be reused", err=True)
+        sys.exit(130)
+    except Exception as err:  # click's usage errors
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The base policy: SFT on a task's demonstrations, sampling, and per-token log-probabilities.
+
+A sequence is ``<bos> prompt completion <eos>``; the model is trained and scored on the completion
+and the closing ``<eos>`` only.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rewardlab.progress import bar
+
+
+def encode_prompt(tok: PreTrainedTokenizerBase, prompt: str) -> list[int]:
+    """``[<bos>] + ids(prompt)`` (no ``<bos>`` when the tokenizer has none)."""
+    ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    return ([tok.bos_token_id] if tok.bos_token_id is not None else []) + ids
+
+
+def encode_pairs(
+    tok: PreTrainedTokenizerBase, prompts: Sequence[str], completions: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ``(input_ids, attention_mask, completion_mask)``, each of shape (B, T).
+
+    completion_mask[b, t] = 1 where token t belongs to the completion or its closing ``<eos>``.
+    """
+    rows, masks = [], []
+    for p, c in zip(prompts, completions, strict=True):
+        pi = encode_prompt(tok, p)
+        ci = tok(c, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        rows.append(pi + ci)
+        masks.append([0] * len(pi) + [1] * len(ci))
+    T = max(len(r) for r in rows)
+    ids = torch.full((len(rows), T), tok.pad_token_id, dtype=torch.long)
+    att = torch.zeros((len(rows), T), dtype=torch.long)
+    cm = torch.zeros((len(rows), T), dtype=torch.long)
+    for b, (r, m) in enumerate(zip(rows, masks, strict=True)):
+        ids[b, : len(r)] = torch.tensor(r)
+        att[b, : len(r)] = 1
+        cm[b, : len(m)] = torch.tensor(m)
+    return ids, att, cm
+
+
+def token_logprobs(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log pi(y_t | x, y_<t) of each completion token (and ``<eos>``).
+
+    Returns ``(logp, mask)``, both (B, T-1): logp[b, t] is the log-probability of token t+1 given
+    tokens 0..t; mask[b, t] = 1 where token t+1 is a completion token. The sequence log-probability
+    is ``(logp * mask).sum(-1)``.
+    """
+    ids, att, cm = encode_pairs(tok, prompts, completions)
+    logits = model(input_ids=ids, attention_mask=att).logits  # (B, T, V)
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
+    logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+    return logp, cm[:, 1:].to(logp.dtype)
+
+
+def train_sft(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    rng: np.random.Generator,
+    progress: bool = True,
+) -> list[float]:
+    """Maximise the log-likelihood of the completions: loss = -mean_t log pi(y_t | x, y_<t).
+
+    AdamW with a linear warm-up over the first 5% of steps and cosine decay. Returns the loss of
+    every step.
+    """
+    n = len(prompts)
+    steps = epochs * math.ceil(n / batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warm = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)),
+    )
+    model.train()
+    losses: list[float] = []
+    pbar = bar(total=steps, desc="sft", enabled=progress)
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            logp, mask = token_logprobs(
+                model, tok, [prompts[i] for i in idx], [completions[i] for i in idx]
+            )
+            loss = -(logp * mask).sum() / mask.sum()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            pbar.update()
+            pbar.set_postfix(loss=f"{loss.item():.3f}")
+    pbar.close()
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def sample(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    prompt: str,
+    n: int,
+    *,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[list[str], np.ndarray]:
+    """`n` completions of one prompt, sampled from softmax(logits / temperature).
+
+    Returns the decoded completions (without ``<eos>``) and, per completion, the sum of the
+    log-probabilities of its sampled tokens under the sampling distribution (``<eos>`` included).
+    A completion that reaches `max_new_tokens` without ``<eos>`` is cut there.
+    """
+    model.eval()
+    ids = torch.tensor([encode_prompt(tok, prompt)] * n)  # (n, P): one prompt, no padding
+    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else None
+    cache_kw = cache_kw or "past_key_values"  # older transformers and some architectures
+    past = None
+    cur = ids
+    att = torch.ones_like(ids)
+    done = torch.zeros(n, dtype=torch.bool)
+    out = torch.full((n, max_new_tokens), tok.pad_token_id, dtype=torch.long)
+    logp_sum = torch.zeros(n)
+    for t in range(max_new_tokens):
+        res = model(input_ids=cur, attention_mask=att, use_cache=True, **{cache_kw: past})
+        past = getattr(res, "cache", None) or res.past_key_values
+        logits = res.logits[:, -1].float() / temperature  # (n, V)
+        logp = F.log_softmax(logits, dim=-1)
+        nxt = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)  # (n,)
+        logp_sum += torch.where(done, 0.0, logp.gather(-1, nxt[:, None]).squeeze(-1))
+        nxt = torch.where(done, tok.pad_token_id, nxt)
+        out[:, t] = nxt
+        done |= nxt == tok.eos_token_id
+        if done.all():
+            break
+        cur = nxt[:, None]
+        att = torch.cat([att, torch.ones((n, 1), dtype=att.dtype)], dim=1)
+    texts = []
+    for row in out.tolist():
+        if tok.eos_token_id in row:
+            row = row[: row.index(tok.eos_token_id)]
+        texts.append(tok.decode(row, skip_special_tokens=True).strip())
+    return texts, logp_sum.numpy()

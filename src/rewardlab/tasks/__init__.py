@@ -1,0 +1,88 @@
+"""Tasks: the built-in ones by name, and a user's own from a Python file or module.
+
+A user's task file defines ``make_task(**params) -> Task`` (see docs/TASKS.md for a worked example).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from rewardlab.errors import RewardLabError
+from rewardlab.tasks.arithmetic import Arithmetic
+from rewardlab.tasks.base import Task, build_tokenizer, checked_gold
+from rewardlab.tasks.sorting import Sorting
+from rewardlab.tasks.topics import Topics
+
+BUILTIN = {"arithmetic": Arithmetic, "sorting": Sorting, "topics": Topics}
+
+__all__ = ["BUILTIN", "Task", "build_tokenizer", "checked_gold", "load_task"]
+
+
+def _import_user_module(name: str):
+    if name.endswith(".py"):
+        path = Path(name)
+        if not path.is_file():
+            raise RewardLabError(f"task file {name!r} does not exist")
+        spec = importlib.util.spec_from_file_location(f"rewardlab_user_task_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise RewardLabError(
+                f"task file {name!r} failed to import: {type(exc).__name__}: {exc}"
+            ) from None
+        return module
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise RewardLabError(
+            f"task {name!r} is not a built-in task ({', '.join(BUILTIN)}) and importing it as a "
+            f"module failed: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def load_task(name: str, params: dict | None = None) -> Task:
+    """A built-in task by name, or a user's from a ``.py`` path or an importable module name.
+
+    Raises:
+        RewardLabError: an unknown task, a file that fails to import, a module without
+            ``make_task``, bad parameters, or an object that lacks the Task attributes.
+    """
+    params = dict(params or {})
+    if name in BUILTIN:
+        factory = BUILTIN[name]
+    else:
+        if not (name.endswith(".py") or "." in name or "/" not in name):
+            raise RewardLabError(f"unknown task {name!r}")
+        if "/" in name and not name.endswith(".py"):
+            raise RewardLabError(f"unknown task {name!r}: a task file must end in .py")
+        module = _import_user_module(name)
+        factory = getattr(module, "make_task", None)
+        if factory is None:
+            raise RewardLabError(f"task {name!r} defines no make_task(**params) function")
+    try:
+        task = factory(**params)
+    except TypeError as exc:
+        raise RewardLabError(
+            f"task {name!r} does not accept the parameters {params}: {exc}"
+        ) from None
+    missing = [
+        a
+        for a in (
+            "name",
+            "vocab",
+            "max_new_tokens",
+            "gold_range",
+            "prompts",
+            "demonstrations",
+            "gold",
+        )
+        if not hasattr(task, a)
+    ]
+    if missing:
+        raise RewardLabError(f"task {name!r} lacks {', '.join(missing)} (see docs/TASKS.md)")
+    return task
