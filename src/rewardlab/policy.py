@@ -48,13 +48,29 @@ def encode_pairs(
     return ids, att, cm
 
 
+def never_sampled(tok: PreTrainedTokenizerBase) -> list[int]:
+    """Special tokens the policy may not emit: padding, ``<bos>`` and unknown (never ``<eos>``)."""
+    ids = {tok.pad_token_id, tok.bos_token_id, tok.unk_token_id} - {tok.eos_token_id, None}
+    return sorted(ids)
+
+
+def policy_logits(logits: torch.Tensor, tok: PreTrainedTokenizerBase) -> torch.Tensor:
+    """The model's logits with `never_sampled` tokens set to -inf: pi is the softmax of these."""
+    banned = never_sampled(tok)
+    if banned:
+        logits = logits.clone()
+        logits[..., banned] = -torch.inf
+    return logits
+
+
 def token_logprobs(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
     prompts: Sequence[str],
     completions: Sequence[str],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log pi(y_t | x, y_<t) of each completion token (and ``<eos>``).
+    """Per-token log pi(y_t | x, y_<t) of each completion token (and ``<eos>``), with pi the
+    softmax of `policy_logits`.
 
     Returns ``(logp, mask)``, both (B, T-1): logp[b, t] is the log-probability of token t+1 given
     tokens 0..t; mask[b, t] = 1 where token t+1 is a completion token. The sequence log-probability
@@ -62,9 +78,10 @@ def token_logprobs(
     """
     ids, att, cm = encode_pairs(tok, prompts, completions)
     logits = model(input_ids=ids, attention_mask=att).logits  # (B, T, V)
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
+    logp = torch.log_softmax(policy_logits(logits[:, :-1].float(), tok), dim=-1)  # (B, T-1, V)
     logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
-    return logp, cm[:, 1:].to(logp.dtype)
+    mask = cm[:, 1:].to(logp.dtype)
+    return torch.where(mask.bool(), logp, 0.0), mask  # padding targets may be -inf: zero them
 
 
 def train_sft(
@@ -146,7 +163,7 @@ def sample(
     for t in range(max_new_tokens):
         res = model(input_ids=cur, attention_mask=att, use_cache=True, **{cache_kw: past})
         past = getattr(res, "cache", None) or res.past_key_values
-        logits = res.logits[:, -1].float() / temperature  # (n, V)
+        logits = policy_logits(res.logits[:, -1].float(), tok) / temperature  # (n, V)
         logp = F.log_softmax(logits, dim=-1)
         nxt = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)  # (n,)
         logp_sum += torch.where(done, 0.0, logp.gather(-1, nxt[:, None]).squeeze(-1))

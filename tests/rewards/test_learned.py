@@ -1,0 +1,66 @@
+import numpy as np
+import pandas as pd
+
+from rewardlab.config import ModelSpec
+from rewardlab.models import build_reward_model, count_params
+from rewardlab.rewards import LearnedReward, train_reward_model
+from rewardlab.seeding import seed_everything
+from rewardlab.tasks import build_tokenizer
+
+
+def synthetic_pairs(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Strings of 8 digits; the one with more 7s is preferred (a learnable rule)."""
+    rows = []
+    while len(rows) < n:
+        a, b = rng.choice([7, 1, 2, 3], size=(2, 8), p=[0.3, 0.7 / 3, 0.7 / 3, 0.7 / 3])
+        ka, kb = (a == 7).sum(), (b == 7).sum()
+        if ka == kb:
+            continue
+        sa, sb = " ".join(map(str, a)), " ".join(map(str, b))
+        c, r = (sa, sb) if ka > kb else (sb, sa)
+        rows.append(
+            dict(
+                prompt="count :",
+                chosen=c,
+                rejected=r,
+                gold_chosen=max(ka, kb),
+                gold_rejected=min(ka, kb),
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def test_reward_model_learns_a_learnable_rule(tmp_path):
+    rng = seed_everything(0)
+    tok = build_tokenizer([str(d) for d in range(10)] + ["count", ":"])
+    model = build_reward_model(ModelSpec(n_layer=1, n_embd=32, n_head=4), tok)
+    train, test = synthetic_pairs(3000, rng), synthetic_pairs(500, rng)
+    m = train_reward_model(
+        model, tok, train, test, epochs=4, lr=3e-3, batch_size=64, rng=rng, progress=False
+    )
+    assert m["test_accuracy"] > 0.95
+    assert m["final_loss"] < 0.3
+    # the saved model scores as a reward function with TRL's signature, standardised
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    (tmp_path / "reward_norm.json").write_text(
+        f'{{"norm_mean": {m["norm_mean"]}, "norm_std": {m["norm_std"]}}}'
+    )
+    r = LearnedReward(tmp_path)
+    hi, lo = r(["count :"] * 2, ["7 7 7 7 7 1 2 3", "1 2 3 1 2 3 1 2"])
+    assert hi > lo
+    raw = LearnedReward(tmp_path, raw=True)(["count :"], ["7 7 7 7 7 1 2 3"])[0]
+    assert (
+        hi == np.float32((raw - m["norm_mean"]) / m["norm_std"])
+        or abs(hi - (raw - m["norm_mean"]) / m["norm_std"]) < 1e-4
+    )
+
+
+def test_param_count_matches_a_hand_count():
+    tok = build_tokenizer(["a", "b"])  # 6 tokens
+    model = build_reward_model(ModelSpec(n_layer=1, n_embd=8, n_head=2), tok)
+    V, d, T = 6, 8, 64
+    emb = V * d + T * d
+    block = 2 * (2 * d) + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d)
+    final_ln, head = 2 * d, d * 1
+    assert count_params(model) == emb + block + final_ln + head

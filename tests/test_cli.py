@@ -1,0 +1,86 @@
+import sys
+
+import pytest
+import yaml
+from conftest import tiny_config_dict
+from tasks.test_base import USER_TASK
+
+from rewardlab import cli
+
+
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["rewardlab", *args])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def study_file(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config_dict(tmp_path)))
+    return path
+
+
+def assert_one_paragraph(err: str) -> None:
+    assert "Traceback" not in err
+    assert err.startswith("rewardlab: error: ") and err.strip().count("\n") == 0
+
+
+def test_unknown_key(monkeypatch, capsys, study_file):
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(study_file), "--set", "policy.epochz=2")
+    assert code == 2
+    assert_one_paragraph(err)
+    assert "unknown key 'policy.epochz'" in err and "tiny.yaml" in err
+
+
+def test_unknown_task(monkeypatch, capsys, study_file):
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(study_file), "--task", "chess")
+    assert code == 2
+    assert_one_paragraph(err)
+    assert "'chess'" in err
+
+
+def test_task_file_that_fails_to_import(monkeypatch, capsys, study_file, tmp_path):
+    bad = tmp_path / "bad_task.py"
+    bad.write_text("raise RuntimeError('boom at import')\n")
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(study_file), "--task", str(bad))
+    assert code == 2
+    assert_one_paragraph(err)
+    assert "bad_task.py" in err and "boom at import" in err
+
+
+def test_gold_nan_stops_with_the_sample_and_keeps_finished_stages(
+    monkeypatch, capsys, study_file, tmp_path
+):
+    task = tmp_path / "echo_task.py"
+    task.write_text(USER_TASK)
+    args = [
+        "run",
+        str(study_file),
+        "--task",
+        str(task),
+        "--set",
+        "task.params={bad: nan}",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2
+    assert_one_paragraph(err)
+    assert "returned nan" in err and "on sample" in err and "completion" in err
+    finished = [p.name for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
+    assert any(n.startswith("policy-") for n in finished)
+
+
+def test_run_writes_the_run_folder(monkeypatch, capsys, study_file, tmp_path):
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "run", str(study_file), "--out", str(tmp_path / "run")
+    )
+    assert code == 0, out
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    assert "rm-a" in out and "test_accuracy" in out

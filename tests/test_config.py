@@ -1,0 +1,50 @@
+import pytest
+import yaml
+
+from rewardlab.config import StudyConfig, dump_config, load_config
+from rewardlab.errors import RewardLabError
+
+
+def write(tmp_path, data) -> str:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_unknown_key_names_the_key_and_the_file(tmp_path):
+    path = write(tmp_path, {"policy": {"epochz": 3}})
+    with pytest.raises(RewardLabError, match=r"study\.yaml.*unknown key 'policy\.epochz'"):
+        load_config(path)
+
+
+def test_wrong_value_names_the_key(tmp_path):
+    path = write(tmp_path, {"preferences": {"flip_rate": 0.9}})
+    with pytest.raises(RewardLabError, match=r"'preferences\.flip_rate'.*0\.5"):
+        load_config(path)
+
+
+def test_overrides_and_round_trip(tmp_path):
+    path = write(tmp_path, {"seed": 1, "reward_models": [{"name": "a"}]})
+    cfg = load_config(path, ["seed=5", "task.name=arithmetic", "reward_models.0.members=3"])
+    assert (cfg.seed, cfg.task.name, cfg.reward_models[0].members) == (5, "arithmetic", 3)
+    again = StudyConfig.model_validate(yaml.safe_load(dump_config(cfg)))
+    assert again == cfg
+
+
+def test_bad_override_and_missing_file(tmp_path):
+    with pytest.raises(RewardLabError, match="KEY=VALUE"):
+        load_config(None, ["seed"])
+    with pytest.raises(RewardLabError, match="unknown key 'nope'"):
+        load_config(None, ["nope=1"])
+    with pytest.raises(RewardLabError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_heads_must_divide_width():
+    with pytest.raises(RewardLabError, match="not divisible"):
+        load_config(None, ["policy.model.n_embd=30", "policy.model.n_head=4"])
+
+
+def test_duplicate_reward_model_names():
+    with pytest.raises(RewardLabError, match="unique"):
+        load_config(None, ["reward_models=[{name: a}, {name: a}]"])

@@ -1,0 +1,82 @@
+import json
+
+import pandas as pd
+import pytest
+
+from rewardlab import study as study_mod
+from rewardlab.errors import RewardLabError
+from rewardlab.study import run_study
+
+
+def built(study):
+    return {label for label, res in study.stages.items() if res.built}
+
+
+def test_study_end_to_end_then_fully_cached(tiny_config, tmp_path):
+    s1 = run_study(tiny_config, tmp_path / "run1", log=lambda m: None)
+    labels = {
+        "policy",
+        "pool-preferences",
+        "preferences",
+        "rm-rm-a",
+        "rm-rm-b-m0",
+        "rm-rm-b-m1",
+        "pool-bon",
+        "scores",
+    }
+    assert set(s1.stages) == labels and built(s1) == labels
+    run = tmp_path / "run1"
+    assert (run / "config.yaml").is_file()
+    prefs = pd.read_parquet(run / "stages/preferences/preferences.parquet")
+    assert {"prompt", "chosen", "rejected", "gold_chosen", "gold_rejected"} <= set(prefs.columns)
+    pool = pd.read_parquet(run / "stages/pool-bon/pool.parquet")
+    assert len(pool) == 3 * 16 and pool.gold.between(0, 1).all()
+    scores = pd.read_parquet(run / "stages/scores/scores.parquet")
+    assert {"rm-a", "rm-b/mean", "rm-b/min", "rm-b/uwo", "rm-b/m0"} <= set(scores.columns)
+    rms = pd.read_csv(run / "reward_models.csv")
+    assert rms.params.gt(0).all() and rms.test_accuracy.between(0, 1).all()
+
+    s2 = run_study(tiny_config, tmp_path / "run2", log=lambda m: None)
+    assert built(s2) == set()
+    pd.testing.assert_frame_equal(
+        pool, pd.read_parquet(tmp_path / "run2/stages/pool-bon/pool.parquet")
+    )
+
+
+def test_a_killed_run_resumes_without_redoing_finished_stages(tiny_config, tmp_path, monkeypatch):
+    real = study_mod.stage_reward_model
+    calls = []
+
+    def dies_on_second_member(cfg, member, *a, **kw):
+        calls.append((cfg.name, member))
+        if cfg.name == "rm-b" and member == 1:
+            raise KeyboardInterrupt  # the user pressed ctrl-c mid-stage
+        return real(cfg, member, *a, **kw)
+
+    monkeypatch.setattr(study_mod, "stage_reward_model", dies_on_second_member)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(tiny_config, tmp_path / "run", log=lambda m: None)
+    cache = tmp_path / "cache"
+    assert not [p for p in cache.iterdir() if ".tmp-" in p.name]  # no half-written stage left
+    monkeypatch.setattr(study_mod, "stage_reward_model", real)
+    s = run_study(tiny_config, tmp_path / "run", log=lambda m: None)
+    assert built(s) == {"rm-rm-b-m1", "pool-bon", "scores"}
+
+
+def test_a_half_written_stage_is_not_mistaken_for_a_finished_one(tiny_config, tmp_path):
+    s = run_study(tiny_config, tmp_path / "run", log=lambda m: None)
+    pol = s.stages["policy"].path
+    (pol / "meta.json").unlink()  # as if killed between writing files and meta.json
+    s2 = run_study(tiny_config, tmp_path / "run", log=lambda m: None)
+    assert "policy" in built(s2)
+
+
+def test_a_corrupt_artifact_is_reported_with_its_path(tiny_config, tmp_path):
+    s = run_study(tiny_config, tmp_path / "run", log=lambda m: None)
+    pool_file = s.stages["pool-bon"].path / "pool.parquet"
+    pool_file.unlink()
+    pool_file.write_bytes(b"garbage")
+    with pytest.raises(RewardLabError, match=r"artifact .*pool-.* is corrupt: file pool\.parquet"):
+        run_study(tiny_config, tmp_path / "run", log=lambda m: None)
+    meta = json.loads((s.stages["policy"].path / "meta.json").read_text())
+    assert meta["files"]  # finished stages are untouched
