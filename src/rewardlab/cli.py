@@ -45,7 +45,24 @@ def run(
     if study.reward_models is not None and len(study.reward_models):
         cols = ["reward", "member", "params", "train_pairs", "test_accuracy", "seconds"]
         typer.echo("\nreward models:\n" + study.reward_models[cols].to_string(index=False))
-    typer.echo(f"\nrun folder: {study.run_dir}")
+    _print_summary(study.summary)
+    typer.echo(f"\nrun folder: {study.run_dir}\nreport:     {study.run_dir / 'report.html'}")
+
+
+def _print_summary(summary) -> None:
+    cols = ["optimizer", "reward", "params", "peak_gold", "peak_sqrt_kl", "final_gold",
+            "gold_drop", "final_proxy", "alpha", "beta"]  # fmt: skip
+    typer.echo("\nbest-of-n (gold and proxy in base-policy standard deviations):")
+    typer.echo(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a finished run folder")]) -> None:
+    """Rebuild the plots and report.html of a run folder from its files alone."""
+    from rewardlab.report import build_report
+
+    _print_summary(build_report(run_dir))
+    typer.echo(f"\nreport: {run_dir / 'report.html'}")
 
 
 def main() -> None:

@@ -86,6 +86,7 @@ class RewardModelConfig(Strict):
 class BonConfig(Strict):
     prompts: int = Field(16, ge=1, description="held-out prompts of the best-of-n pool")
     n: int = Field(1024, ge=2, description="completions per prompt in the pool")
+    n_boot: int = Field(1000, ge=0, description="bootstrap resamples of prompts for fit intervals")
 
 
 class StudyConfig(Strict):

@@ -30,9 +30,11 @@ from rewardlab.config import (
 )
 from rewardlab.errors import RewardLabError
 from rewardlab.models import build_causal_lm, build_reward_model, count_params, load_tokenizer
+from rewardlab.optimize.best_of_n import run_best_of_n
 from rewardlab.policy import sample, train_sft
 from rewardlab.preferences import make_pairs
 from rewardlab.progress import bar
+from rewardlab.report.build import build_report, write_results
 from rewardlab.rewards.ensemble import reduce_scores
 from rewardlab.rewards.learned import NORM_FILE, LearnedReward, train_reward_model
 from rewardlab.seeding import seed_everything
@@ -226,6 +228,7 @@ class Study:
     config: StudyConfig
     stages: dict[str, StageResult] = field(default_factory=dict)
     reward_models: pd.DataFrame | None = None
+    summary: pd.DataFrame | None = None
 
 
 def default_run_dir(cfg: StudyConfig) -> Path:
@@ -322,4 +325,17 @@ def run_study(
                 rm_dirs, {r.name: r.uwo_lambda for r in cfg.reward_models}, bon_pool.path, out
             ),
         )  # fmt: skip
+    # best-of-n of every reward (and the rule) on the held-out pool: cheap, so always recomputed
+    scores = read_parquet(
+        (study.stages.get("scores") or bon_pool).path
+        / ("scores.parquet" if rm_dirs else "pool.parquet")
+    )
+    rewards = {}
+    for rm in cfg.reward_models:
+        params = int(study.reward_models.loc[study.reward_models.reward == rm.name, "params"].sum())
+        names = [rm.name] if rm.members == 1 else [f"{rm.name}/{r}" for r in ("mean", "min", "uwo")]
+        rewards.update({n: params for n in names})
+    log("[best-of-n] curves, fits and report")
+    write_results(run_dir, run_best_of_n(scores, rewards, seed=cfg.seed, n_boot=cfg.bon.n_boot))
+    study.summary = build_report(run_dir)
     return study

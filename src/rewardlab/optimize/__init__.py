@@ -1,0 +1,1 @@
+"""Optimisers against a reward: best-of-n on a shared pool (and, later, RL)."""

@@ -1,0 +1,162 @@
+"""Best-of-n against every reward of a study, from one scored pool: curves, fits, examples.
+
+`curves.csv` layout (one row per optimizer, reward, seed, step): optimizer, reward,
+reward_params, seed, step (= n), kl (nats), sqrt_kl, proxy, gold (normalised), proxy_raw,
+gold_raw. Normalisation as in Gao et al. 2022: each reward minus its mean under the base policy
+(the pool), divided by its standard deviation there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rewardlab.measure import Fit, bon_curve, default_ns, fit_bon, normalize
+
+CURVE_COLUMNS = [
+    "optimizer",
+    "reward",
+    "reward_params",
+    "seed",
+    "step",
+    "kl",
+    "sqrt_kl",
+    "proxy",
+    "gold",
+    "proxy_raw",
+    "gold_raw",
+]
+RULE = "rule"  # the reward name of the task's own rule, optimised as a reference
+
+
+@dataclass
+class BonResult:
+    curves: pd.DataFrame  # CURVE_COLUMNS
+    by_prompt: pd.DataFrame  # reward, prompt, step, kl, sqrt_kl, proxy, gold (normalised)
+    fits: dict[str, Fit]  # reward -> fit of gold
+    examples: pd.DataFrame  # reward, prompt, where, n, rank, completion, proxy_raw, gold_raw
+
+
+def _matrix(scores: pd.DataFrame, column: str) -> np.ndarray:
+    """A score column as (prompts, N), rows ordered by prompt_id then sample_id."""
+    s = scores.sort_values(["prompt_id", "sample_id"])
+    P = s["prompt_id"].nunique()
+    return s[column].to_numpy(float).reshape(P, -1)
+
+
+def run_best_of_n(
+    scores: pd.DataFrame,
+    rewards: dict[str, int],
+    *,
+    seed: int = 0,
+    ns: np.ndarray | None = None,
+    n_boot: int = 1000,
+    n_examples: int = 3,
+) -> BonResult:
+    """Best-of-n curves of every reward in `rewards` (column name -> parameter count), plus the
+    task's rule (``gold`` as its own proxy, parameters 0).
+
+    Args:
+        scores: the scored pool: prompt_id, sample_id, prompt, completion, gold, and one column
+            per reward.
+    """
+    gold_raw = _matrix(scores, "gold")
+    P, N = gold_raw.shape
+    ns = default_ns(N) if ns is None else np.asarray(ns)
+    gold = normalize(gold_raw, gold_raw)
+    rows, per_prompt, fits, examples = [], [], {}, []
+    prompts = (
+        scores.sort_values(["prompt_id", "sample_id"])["prompt"].to_numpy().reshape(P, N)[:, 0]
+    )
+    comps = scores.sort_values(["prompt_id", "sample_id"])["completion"].to_numpy().reshape(P, N)
+    for name, params in {RULE: 0, **rewards}.items():
+        proxy_raw = gold_raw if name == RULE else _matrix(scores, name)
+        proxy = normalize(proxy_raw, proxy_raw)
+        c = bon_curve(proxy, gold, ns)
+        raw = bon_curve(proxy_raw, gold_raw, ns)
+        bp = bon_curve(proxy, gold, ns, by_prompt=True)
+        bp.insert(0, "reward", name)
+        bp["sqrt_kl"] = np.sqrt(bp["kl"])
+        per_prompt.append(bp)
+        rows.append(
+            pd.DataFrame(
+                dict(
+                    optimizer="bon",
+                    reward=name,
+                    reward_params=params,
+                    seed=seed,
+                    step=c["n"],
+                    kl=c["kl"],
+                    sqrt_kl=np.sqrt(c["kl"]),
+                    proxy=c["proxy"],
+                    gold=c["gold"],
+                    proxy_raw=raw["proxy"],
+                    gold_raw=raw["gold"],
+                )
+            )
+        )
+        G = bp.pivot(index="prompt", columns="n", values="gold").to_numpy()  # (P, K)
+        fits[name] = fit_bon(np.sqrt(c["kl"].to_numpy()), G, n_boot=n_boot, seed=seed)
+        n_peak = int(c["n"].iloc[int(np.argmax(c["gold"].to_numpy()))])
+        examples += _examples(name, prompts, comps, proxy_raw, gold_raw, n_peak, N, n_examples)
+    return BonResult(
+        curves=pd.concat(rows, ignore_index=True)[CURVE_COLUMNS],
+        by_prompt=pd.concat(per_prompt, ignore_index=True),
+        fits=fits,
+        examples=pd.DataFrame(examples),
+    )
+
+
+def _examples(name, prompts, comps, proxy_raw, gold_raw, n_peak, N, k) -> list[dict]:
+    """For the first `k` prompts: the completion best-of-n picks on average at the gold peak
+    (proxy rank ~ N / (n_peak + 1) from the top, the expected rank of the best of n) and at n = N
+    (the proxy's favourite)."""
+    out = []
+    for i in range(min(k, len(prompts))):
+        order = np.argsort(-proxy_raw[i], kind="stable")
+        for where, n in (("peak", n_peak), ("max n", N)):
+            rank = max(1, round(N / (n + 1))) if n < N else 1
+            j = order[rank - 1]
+            out.append(
+                dict(
+                    reward=name,
+                    prompt=prompts[i],
+                    where=where,
+                    n=n,
+                    rank=rank,
+                    completion=comps[i, j],
+                    proxy_raw=float(proxy_raw[i, j]),
+                    gold_raw=float(gold_raw[i, j]),
+                )
+            )
+    return out
+
+
+def summarize(curves: pd.DataFrame, fits: dict[str, Fit]) -> pd.DataFrame:
+    """One row per (optimizer, reward): gold at its peak and at the largest step, the fall
+    between them, proxy at the largest step, and the fitted coefficients."""
+    rows = []
+    for (opt, name), c in curves.groupby(["optimizer", "reward"], sort=False):
+        c = c.sort_values("step")
+        i = int(np.argmax(c["gold"].to_numpy()))
+        f = fits.get(name)
+        rows.append(
+            dict(
+                optimizer=opt,
+                reward=name,
+                params=int(c["reward_params"].iloc[0]),
+                peak_gold=c["gold"].iloc[i],
+                peak_sqrt_kl=c["sqrt_kl"].iloc[i],
+                peak_step=int(c["step"].iloc[i]),
+                final_gold=c["gold"].iloc[-1],
+                gold_drop=c["gold"].iloc[i] - c["gold"].iloc[-1],
+                final_proxy=c["proxy"].iloc[-1],
+                final_kl=c["kl"].iloc[-1],
+                alpha=f.alpha if f else np.nan,
+                beta=f.beta if f else np.nan,
+                fit_rmse=f.rmse if f else np.nan,
+            )
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,168 @@
+"""Write a run's best-of-n results and rebuild its plots and `report.html` from the files alone."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from rewardlab.cache import write_atomic
+from rewardlab.errors import RewardLabError
+from rewardlab.measure import Fit
+from rewardlab.optimize.best_of_n import BonResult, summarize
+from rewardlab.report import plots
+
+REQUIRED = ("curves.csv", "curves_by_prompt.parquet", "fits.json")
+
+
+def _finite(x):
+    """JSON has no infinity: a curve without a peak is written as null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _fit_from(d: dict) -> Fit:
+    inf = lambda v: math.inf if v is None else v  # noqa: E731
+    return Fit(
+        form=d["form"],
+        alpha=d["alpha"],
+        beta=d["beta"],
+        d_star=inf(d["d_star"]),
+        r_star=inf(d["r_star"]),
+        rmse=d["rmse"],
+        n_points=d["n_points"],
+        ci={k: (inf(v[0]), inf(v[1])) for k, v in d.get("ci", {}).items()},
+    )
+
+
+def write_results(run_dir: Path, bon: BonResult) -> None:
+    """curves.csv, curves_by_prompt.parquet, fits.json ({optimizer: {reward: fit}}), examples.csv."""
+    bon.curves.to_csv(run_dir / "curves.csv", index=False)
+    bon.by_prompt.assign(optimizer="bon").to_parquet(
+        run_dir / "curves_by_prompt.parquet", index=False
+    )
+    fits = {"bon": {k: _finite(f.to_dict()) for k, f in bon.fits.items()}}
+    write_atomic(run_dir / "fits.json", json.dumps(fits, indent=1))
+    bon.examples.to_csv(run_dir / "examples.csv", index=False)
+
+
+def load_results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
+    """Read curves, per-prompt curves, fits and examples back; a missing file is an error."""
+    missing = [f for f in REQUIRED if not (run_dir / f).is_file()]
+    if missing:
+        raise RewardLabError(
+            f"{run_dir} is not a finished run folder: missing {', '.join(missing)}"
+        )
+    try:
+        curves = pd.read_csv(run_dir / "curves.csv")
+        by_prompt = pd.read_parquet(run_dir / "curves_by_prompt.parquet")
+        fits = {
+            opt: {k: _fit_from(v) for k, v in d.items()}
+            for opt, d in json.loads((run_dir / "fits.json").read_text()).items()
+        }
+        ex_path = run_dir / "examples.csv"
+        examples = pd.read_csv(ex_path) if ex_path.is_file() else pd.DataFrame()
+    except Exception as exc:
+        raise RewardLabError(
+            f"could not read the results in {run_dir}: {type(exc).__name__}: {exc}"
+        ) from None
+    return curves, by_prompt, fits, examples
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{path.stem}" style="max-width:100%">'
+
+
+def _reading(summary: pd.DataFrame) -> str:
+    """A short plain-language reading of the best-of-n summary."""
+    parts = []
+    learned = summary[summary.params > 0].sort_values("params")
+    for _, r in learned.iterrows():
+        if r.gold_drop > 0.05:
+            parts.append(
+                f"Against <b>{r.reward}</b> ({r.params:,} parameters) gold rises to "
+                f"{r.peak_gold:.2f} std at √KL = {r.peak_sqrt_kl:.2f} (n = {r.peak_step}) and then "
+                f"falls by {r.gold_drop:.2f} std to {r.final_gold:.2f} at KL = {r.final_kl:.1f} nats, "
+                f"while the proxy keeps rising to {r.final_proxy:.2f}: overoptimization."
+            )
+        else:
+            parts.append(
+                f"Against <b>{r.reward}</b> ({r.params:,} parameters) gold is still at or near its "
+                f"highest at the largest n ({r.final_gold:.2f} std, peak {r.peak_gold:.2f}); no "
+                f"overoptimization within KL = {r.final_kl:.1f} nats."
+            )
+    rule = summary[summary.reward == "rule"]
+    if len(rule):
+        parts.append(
+            f"Optimising the rule itself reaches {rule.peak_gold.iloc[0]:.2f} "
+            "std: the ceiling any proxy could reach with this pool."
+        )
+    return " ".join(f"<p>{p}</p>" for p in parts)
+
+
+def build_report(run_dir: str | Path) -> pd.DataFrame:
+    """Rebuild every plot and `report.html` of a run folder from its files; return the summary."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RewardLabError(f"run folder {run_dir} does not exist")
+    curves, by_prompt, fits, examples = load_results(run_dir)
+    bon_fits = fits.get("bon", {})
+    summary = summarize(curves, bon_fits)
+    summary.to_csv(run_dir / "summary.csv", index=False)
+    bon = curves[curves.optimizer == "bon"]
+    bp = by_prompt[by_prompt.optimizer == "bon"] if "optimizer" in by_prompt else by_prompt
+    params = dict(zip(bon.reward, bon.reward_params, strict=False))
+    figs = [
+        plots.plot_curves(bon, bp, bon_fits, run_dir),
+        plots.plot_gold_overlay(bon, run_dir),
+        plots.plot_coefficients(bon_fits, params, run_dir),
+    ]
+    if len(examples):
+        figs.append(plots.plot_examples(examples, run_dir))
+    rms_path = run_dir / "reward_models.csv"
+    rms = pd.read_csv(rms_path) if rms_path.is_file() else pd.DataFrame()
+    cfg = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
+    fit_rows = []
+    for opt, d in fits.items():
+        for name, f in d.items():
+            ci = {k: f"[{v[0]:.3g}, {v[1]:.3g}]" for k, v in f.ci.items()}
+            fit_rows.append(
+                dict(optimizer=opt, reward=name, form=f.form, alpha=f.alpha, alpha_95=ci.get("alpha", ""),
+                     beta=f.beta, beta_95=ci.get("beta", ""), d_star=f.d_star, r_star=f.r_star, rmse=f.rmse)
+            )  # fmt: skip
+    table = lambda df: df.to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0)  # noqa: E731
+    ex_html = ""
+    if len(examples):
+        ex = examples[examples.reward != "rule"][
+            ["reward", "prompt", "where", "n", "completion", "proxy_raw", "gold_raw"]
+        ]
+        ex_html = (
+            "<h2>What the proxy loves</h2><p>The completion best-of-n picks on average at the gold peak (proxy rank ≈ N/(n+1)) and at the largest n (the proxy's favourite).</p>"
+            + table(ex)
+        )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>rewardlab report: {html.escape(run_dir.name)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}
+pre{{background:#f6f6f6;padding:1em;font-size:12px}}</style></head><body>
+<h1>rewardlab report: {html.escape(run_dir.name)}</h1>
+<h2>Reading</h2>{_reading(summary)}
+<h2>Summary</h2>{table(summary)}
+<p>Rewards are normalised as in Gao et al. 2022: 0 is the base policy's mean, 1 its standard deviation.
+KL of best-of-n is log n − (n−1)/n nats (an upper bound when completions repeat).</p>
+<h2>Curves</h2>{_img(figs[0])}{_img(figs[1])}
+<h2>Fitted coefficients</h2>{table(pd.DataFrame(fit_rows))}{_img(figs[2])}
+<h2>Reward models</h2>{table(rms) if len(rms) else "<p>none</p>"}
+{ex_html}{_img(figs[3]) if len(figs) > 3 else ""}
+<h2>Config</h2><pre>{html.escape(cfg)}</pre></body></html>"""
+    write_atomic(run_dir / "report.html", page)
+    return summary
