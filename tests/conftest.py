@@ -30,7 +30,7 @@ def tiny_config_dict(tmp_path) -> dict:
                 "members": 2,
             },
         ],
-        "bon": {"prompts": 3, "n": 16},
+        "bon": {"prompts": 3, "n": 16, "n_boot": 50},
     }
 
 

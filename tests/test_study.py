@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -35,6 +36,22 @@ def test_study_end_to_end_then_fully_cached(tiny_config, tmp_path):
     assert {"rm-a", "rm-b/mean", "rm-b/min", "rm-b/uwo", "rm-b/m0"} <= set(scores.columns)
     rms = pd.read_csv(run / "reward_models.csv")
     assert rms.params.gt(0).all() and rms.test_accuracy.between(0, 1).all()
+    curves = pd.read_csv(run / "curves.csv")
+    assert list(curves.columns) == [
+        "optimizer", "reward", "reward_params", "seed", "step", "kl", "sqrt_kl",
+        "proxy", "gold", "proxy_raw", "gold_raw",
+    ]  # fmt: skip
+    assert set(curves.reward) == {"rule", "rm-a", "rm-b/mean", "rm-b/min", "rm-b/uwo"}
+    first = curves[curves.step == 1]
+    assert np.allclose(first.gold, 0) and np.allclose(first.proxy, 0)  # base policy scores 0
+    assert np.allclose(first.gold_raw, pool.gold.mean())
+    assert (curves[curves.reward == "rule"].reward_params == 0).all()
+    b = curves[curves.reward == "rm-b/min"].reward_params.iloc[0]
+    assert b == rms[rms.reward == "rm-b"].params.sum()
+    fits = json.loads((run / "fits.json").read_text())["bon"]
+    assert {"alpha", "beta", "d_star", "r_star", "rmse", "ci"} <= set(fits["rm-a"])
+    for f in ("report.html", "bon_curves.png", "coefficients.png", "examples.png"):
+        assert (run / f).stat().st_size > 1000
 
     s2 = run_study(tiny_config, tmp_path / "run2", log=lambda m: None)
     assert built(s2) == set()
@@ -80,3 +97,25 @@ def test_a_corrupt_artifact_is_reported_with_its_path(tiny_config, tmp_path):
         run_study(tiny_config, tmp_path / "run", log=lambda m: None)
     meta = json.loads((s.stages["policy"].path / "meta.json").read_text())
     assert meta["files"]  # finished stages are untouched
+
+
+def test_report_is_rebuilt_from_the_files_alone(tiny_config, tmp_path):
+    from rewardlab.report import build_report
+
+    run = tmp_path / "run"
+    s = run_study(tiny_config, run, log=lambda m: None)
+    for f in ("report.html", "bon_curves.png", "summary.csv"):
+        (run / f).unlink()
+    import shutil
+
+    shutil.rmtree(tiny_config.cache_dir)  # the cache is gone too: only the run folder is left
+    summary = build_report(run)
+    assert (run / "report.html").read_text().count("<img") >= 3
+    pd.testing.assert_frame_equal(summary, s.summary)
+
+
+def test_report_of_a_folder_that_is_not_a_run(tmp_path):
+    from rewardlab.report import build_report
+
+    with pytest.raises(RewardLabError, match="not a finished run folder: missing curves.csv"):
+        build_report(tmp_path)

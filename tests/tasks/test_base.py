@@ -96,3 +96,11 @@ def test_gold_that_returns_nan_names_the_sample(user_task_file):
         checked_gold(task, ["say x :"] * 2, ["x", "y"])
     assert checked_gold(task, ["say x :"], ["x"]) == [1.0]
     assert not math.isnan(checked_gold(task, ["say x :"], ["x"])[0])
+
+
+def test_the_worked_example_task_loads_and_scores():
+    task = load_task("examples/tasks/reverse.py", {"length": 3})
+    assert task.gold(["reverse a b c :"] * 3, ["c b a", "c a b", ""]) == [1.0, 1 / 3, 0.0]
+    rng = np.random.default_rng(0)
+    prompts = task.prompts(20, rng)
+    assert np.mean(task.gold(prompts, task.demonstrations(prompts, 0.0, rng))) == 1.0

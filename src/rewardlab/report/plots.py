@@ -123,7 +123,7 @@ def plot_examples(examples: pd.DataFrame, out: Path, per_reward: int = 2) -> Pat
                 lines.append(
                     f"    {r['where']:>5} (n={r.n:>4}) gold={r.gold_raw:.2f} proxy={r.proxy_raw:+.2f}  {text}"
                 )
-    fig = plt.figure(figsize=(10, 0.22 * len(lines) + 0.6))
+    fig = plt.figure(figsize=(10, 0.15 * len(lines) + 0.3))
     fig.text(0.01, 0.99, "\n".join(lines), family="monospace", fontsize=8, va="top")
     path = out / "examples.png"
     fig.savefig(path, dpi=110)
