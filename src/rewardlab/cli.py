@@ -51,7 +51,7 @@ def run(
 
 def _print_summary(summary) -> None:
     cols = ["optimizer", "reward", "params", "peak_gold", "peak_sqrt_kl", "final_gold",
-            "gold_drop", "final_proxy", "alpha", "beta"]  # fmt: skip
+            "gold_drop", "drop_lo", "drop_hi", "final_proxy", "alpha", "beta"]  # fmt: skip
     typer.echo("\nbest-of-n (gold and proxy in base-policy standard deviations):")
     typer.echo(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 

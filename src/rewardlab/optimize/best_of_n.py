@@ -134,14 +134,36 @@ def _examples(name, prompts, comps, proxy_raw, gold_raw, n_peak, N, k) -> list[d
     return out
 
 
-def summarize(curves: pd.DataFrame, fits: dict[str, Fit]) -> pd.DataFrame:
+def drop_interval(
+    by_prompt: pd.DataFrame, reward: str, peak_step: int, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95% bootstrap interval over prompts of gold(peak_step) - gold(last step), the peak step
+    held fixed (so the interval leaves out the choice of the peak, and is a little optimistic)."""
+    bp = by_prompt[by_prompt.reward == reward]
+    G = bp.pivot(index="prompt", columns="n", values="gold")
+    if len(G) < 2:
+        return (np.nan, np.nan)
+    diff = (G[peak_step] - G[G.columns.max()]).to_numpy()
+    rng = np.random.default_rng(seed)
+    boots = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def summarize(
+    curves: pd.DataFrame, fits: dict[str, Fit], by_prompt: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per (optimizer, reward): gold at its peak and at the largest step, the fall
-    between them, proxy at the largest step, and the fitted coefficients."""
+    between them (with a 95% interval over prompts when `by_prompt` is given), proxy at the
+    largest step, and the fitted coefficients."""
     rows = []
     for (opt, name), c in curves.groupby(["optimizer", "reward"], sort=False):
         c = c.sort_values("step")
         i = int(np.argmax(c["gold"].to_numpy()))
         f = fits.get(name)
+        lo, hi = (np.nan, np.nan)
+        if by_prompt is not None and opt == "bon":
+            lo, hi = drop_interval(by_prompt, name, int(c["step"].iloc[i]))
         rows.append(
             dict(
                 optimizer=opt,
@@ -152,6 +174,8 @@ def summarize(curves: pd.DataFrame, fits: dict[str, Fit]) -> pd.DataFrame:
                 peak_step=int(c["step"].iloc[i]),
                 final_gold=c["gold"].iloc[-1],
                 gold_drop=c["gold"].iloc[i] - c["gold"].iloc[-1],
+                drop_lo=lo,
+                drop_hi=hi,
                 final_proxy=c["proxy"].iloc[-1],
                 final_kl=c["kl"].iloc[-1],
                 alpha=f.alpha if f else np.nan,

@@ -92,7 +92,8 @@ def _reading(summary: pd.DataFrame) -> str:
             parts.append(
                 f"Against <b>{r.reward}</b> ({r.params:,} parameters) gold rises to "
                 f"{r.peak_gold:.2f} std at √KL = {r.peak_sqrt_kl:.2f} (n = {r.peak_step}) and then "
-                f"falls by {r.gold_drop:.2f} std to {r.final_gold:.2f} at KL = {r.final_kl:.1f} nats, "
+                f"falls by {r.gold_drop:.2f} std (95% over prompts: {r.drop_lo:.2f} to {r.drop_hi:.2f}) "
+                f"to {r.final_gold:.2f} at KL = {r.final_kl:.1f} nats, "
                 f"while the proxy keeps rising to {r.final_proxy:.2f}: overoptimization."
             )
         else:
@@ -117,7 +118,7 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
         raise RewardLabError(f"run folder {run_dir} does not exist")
     curves, by_prompt, fits, examples = load_results(run_dir)
     bon_fits = fits.get("bon", {})
-    summary = summarize(curves, bon_fits)
+    summary = summarize(curves, bon_fits, by_prompt)
     summary.to_csv(run_dir / "summary.csv", index=False)
     bon = curves[curves.optimizer == "bon"]
     bp = by_prompt[by_prompt.optimizer == "bon"] if "optimizer" in by_prompt else by_prompt
