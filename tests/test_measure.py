@@ -132,3 +132,25 @@ def test_bootstrap_interval_covers_the_truth():
     lo, hi = f.ci["alpha"]
     assert lo < 1.0 < hi and lo < f.alpha < hi
     assert f.ci["beta"][0] < 0.25 < f.ci["beta"][1]
+
+
+def test_kl_from_samples_against_exact_categorical_kl():
+    from rewardlab.measure import kl_from_samples
+
+    p = np.array([0.5, 0.3, 0.15, 0.05])
+    q = np.array([0.25, 0.25, 0.25, 0.25])
+    exact = float(np.sum(p * np.log(p / q)))
+    rng = np.random.default_rng(0)
+    y = rng.choice(4, size=200_000, p=p)
+    est = kl_from_samples(np.log(p[y]), np.log(q[y]))
+    assert abs(est.k1 - exact) < 4 * est.k1_se
+    assert abs(est.k3 - exact) < 4 * est.k3_se
+    assert est.k1_se < 0.01
+
+
+def test_kl_from_samples_is_zero_for_the_same_policy():
+    from rewardlab.measure import kl_from_samples
+
+    lp = np.log(np.array([0.2, 0.5, 0.3]))
+    est = kl_from_samples(lp, lp)
+    assert est.k1 == 0 and est.k3 == 0

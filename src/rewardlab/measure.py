@@ -218,3 +218,47 @@ def fit_rl(d, r, *, n_boot: int = 1000, seed: int = 0) -> Fit:
     Arguments as in `fit_bon`.
     """
     return _fit("rl", d, r, n_boot, seed)
+
+
+# ---------------------------------------------------------------- KL from samples
+
+
+@dataclass
+class KLEstimate:
+    """Monte-Carlo estimates of KL(pi || pi_ref) in nats from samples y ~ pi.
+
+    With log r = log pi_ref(y) - log pi(y) per sampled sequence (Schulman 2020, "Approximating KL
+    divergence", http://joschu.net/blog/kl-approx.html):
+        k1 = mean(-log r)               unbiased, can be negative, high variance
+        k3 = mean((r - 1) - log r)      unbiased, never negative, lower variance when pi ~ pi_ref
+    `k1_se` and `k3_se` are standard errors over the n samples.
+    """
+
+    k1: float
+    k1_se: float
+    k3: float
+    k3_se: float
+    n: int
+
+
+def kl_from_samples(logp: np.ndarray, logp_ref: np.ndarray) -> KLEstimate:
+    """KL(pi || pi_ref) from sequence log-probabilities of samples drawn from pi.
+
+    Args:
+        logp: log pi(y_i), sum over the tokens of each sampled sequence, shape (n,).
+        logp_ref: log pi_ref(y_i) of the same sequences, shape (n,).
+    """
+    logp, logp_ref = np.asarray(logp, float), np.asarray(logp_ref, float)
+    if logp.shape != logp_ref.shape or logp.ndim != 1 or len(logp) < 2:
+        raise ValueError("logp and logp_ref must be 1-d arrays of the same length >= 2")
+    log_r = logp_ref - logp
+    k1 = -log_r
+    k3 = np.expm1(log_r) - log_r
+    n = len(logp)
+    return KLEstimate(
+        k1=float(k1.mean()),
+        k1_se=float(k1.std(ddof=1) / np.sqrt(n)),
+        k3=float(k3.mean()),
+        k3_se=float(k3.std(ddof=1) / np.sqrt(n)),
+        n=n,
+    )

@@ -41,7 +41,7 @@ from rewardlab.seeding import seed_everything
 from rewardlab.tasks import Task, build_tokenizer, checked_gold, load_task
 
 SPLITS = {"sft": 1, "preferences": 2, "bon": 3, "rl": 4}  # independent prompt streams per use
-STAGE_VERSION = 1  # bump when a stage's output changes for the same config
+STAGE_VERSION = 2  # bump when a stage's output changes for the same config
 
 
 def split_prompts(task: Task, split: str, n: int, seed: int) -> list[str]:

@@ -104,3 +104,10 @@ def test_the_worked_example_task_loads_and_scores():
     rng = np.random.default_rng(0)
     prompts = task.prompts(20, rng)
     assert np.mean(task.gold(prompts, task.demonstrations(prompts, 0.0, rng))) == 1.0
+
+
+def test_tokenizer_adds_bos_only_when_asked():
+    tok = build_tokenizer(["a", "b"])
+    assert tok("a b")["input_ids"] == [tok.bos_token_id, 4, 5]
+    assert tok("a b", add_special_tokens=False)["input_ids"] == [4, 5]
+    assert tok.decode(tok("a b")["input_ids"], skip_special_tokens=True) == "a b"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from rewardlab.errors import RewardLabError
@@ -56,6 +56,7 @@ def build_tokenizer(vocab: Sequence[str]) -> PreTrainedTokenizerFast:
 
     Ids 0..3 are ``<pad> <bos> <eos> <unk>``; decoding joins tokens with single spaces, so
     ``decode(encode(t)) == t`` for any text `t` of in-vocabulary tokens separated by single spaces.
+    ``tok(t)`` prepends ``<bos>``; ``tok(t, add_special_tokens=False)`` does not.
     """
     words = list(SPECIAL_TOKENS) + [w for w in dict.fromkeys(vocab) if w not in SPECIAL_TOKENS]
     for w in words:
@@ -63,6 +64,11 @@ def build_tokenizer(vocab: Sequence[str]) -> PreTrainedTokenizerFast:
             raise RewardLabError(f"task vocabulary token {w!r} is empty or contains whitespace")
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    # tok(text) prepends <bos> (as trainers that tokenise prompts themselves expect);
+    # the lab's own code encodes with add_special_tokens=False and adds <bos> itself
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", special_tokens=[(BOS, words.index(BOS))]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK
     )
