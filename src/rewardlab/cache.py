@@ -82,6 +82,11 @@ class Cache:
         self.log = log
         self.results: list[StageResult] = []
 
+    def work_dir(self, name: str, key: dict) -> Path:
+        """A folder that survives a failed build of stage (`name`, `key`), for resumable stages;
+        removed once the stage is finished."""
+        return self.root / f"{name}-{digest({'stage': name, **key})}.partial"
+
     def stage(self, name: str, key: dict, build: Callable[[Path], None]) -> StageResult:
         """Return the stage folder for `key`, building it with ``build(tmp_folder)`` if missing."""
         h = digest({"stage": name, **key})
@@ -112,6 +117,7 @@ class Cache:
             meta = {"stage": name, "hash": h, "key": key, "seconds": seconds, "files": files}
             (tmp / META).write_text(json.dumps(meta, indent=1, default=str))
             os.replace(tmp, final)
+            shutil.rmtree(self.work_dir(name, key), ignore_errors=True)
             res = StageResult(name, final, h, True, seconds)
             self.log(f"[{name}] built in {seconds:.1f}s  {final}")
         self.results.append(res)

@@ -89,6 +89,31 @@ class BonConfig(Strict):
     n_boot: int = Field(1000, ge=0, description="bootstrap resamples of prompts for fit intervals")
 
 
+class RLConfig(Strict):
+    """RL with TRL's trainers against rewards of the study (Gao et al. 2022 use no KL penalty)."""
+
+    rewards: list[str] = Field(
+        default_factory=list,
+        description="rewards to optimise: 'rule', a reward model's name, or 'name/mean|min|uwo'",
+    )
+    algorithm: Literal["grpo", "rloo"] = "grpo"
+    steps: int = Field(100, ge=1, description="optimizer steps")
+    lr: float = Field(1e-3, gt=0)
+    beta: float = Field(0.0, ge=0, description="KL penalty coefficient of the trainer")
+    prompts_per_step: int = Field(8, ge=1)
+    generations: int = Field(8, ge=2, description="completions per prompt (the group)")
+    temperature: float = Field(1.0, gt=0)
+    measure_every: int = Field(10, ge=1, description="steps between measurements and checkpoints")
+    measure_prompts: int = Field(32, ge=2, description="held-out prompts of each measurement")
+    measure_samples: int = Field(8, ge=1, description="fresh samples per prompt per measurement")
+    on_reward_error: Literal["stop", "skip"] = Field(
+        "stop", description="a reward that raises or returns NaN: stop the run, or skip the sample"
+    )
+    reward_timeout_s: float = Field(
+        120.0, gt=0, description="a reward call slower than this stops the run"
+    )
+
+
 class StudyConfig(Strict):
     study: str = "quick"
     seed: int = 0
@@ -99,6 +124,7 @@ class StudyConfig(Strict):
     preferences: PreferenceConfig = Field(default_factory=PreferenceConfig)
     reward_models: list[RewardModelConfig] = Field(default_factory=list)
     bon: BonConfig = Field(default_factory=BonConfig)
+    rl: RLConfig | None = Field(None, description="RL runs; none when absent")
 
     @field_validator("reward_models")
     @classmethod
@@ -108,6 +134,20 @@ class StudyConfig(Strict):
         if dup:
             raise ValueError(f"reward model names must be unique; repeated: {sorted(dup)}")
         return v
+
+    @model_validator(mode="after")
+    def _rl_rewards_exist(self) -> StudyConfig:
+        if self.rl is None:
+            return self
+        known = {"rule"}
+        for r in self.reward_models:
+            known |= (
+                {r.name} if r.members == 1 else {f"{r.name}/{x}" for x in ("mean", "min", "uwo")}
+            )
+        unknown = [r for r in self.rl.rewards if r not in known]
+        if unknown:
+            raise ValueError(f"rl.rewards names unknown rewards {unknown}; known: {sorted(known)}")
+        return self
 
 
 def _set_key(data: dict, dotted: str, value: Any, source: str) -> None:

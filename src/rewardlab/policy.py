@@ -25,16 +25,23 @@ def encode_prompt(tok: PreTrainedTokenizerBase, prompt: str) -> list[int]:
 
 
 def encode_pairs(
-    tok: PreTrainedTokenizerBase, prompts: Sequence[str], completions: Sequence[str]
+    tok: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    max_new_tokens: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded ``(input_ids, attention_mask, completion_mask)``, each of shape (B, T).
 
     completion_mask[b, t] = 1 where token t belongs to the completion or its closing ``<eos>``.
+    With `max_new_tokens`, a completion of that many tokens or more was cut by the sampler and
+    gets no ``<eos>`` (as `sample` returns it).
     """
     rows, masks = [], []
     for p, c in zip(prompts, completions, strict=True):
         pi = encode_prompt(tok, p)
-        ci = tok(c, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        ci = tok(c, add_special_tokens=False)["input_ids"]
+        if max_new_tokens is None or len(ci) < max_new_tokens:
+            ci = ci + [tok.eos_token_id]
         rows.append(pi + ci)
         masks.append([0] * len(pi) + [1] * len(ci))
     T = max(len(r) for r in rows)
@@ -68,15 +75,17 @@ def token_logprobs(
     tok: PreTrainedTokenizerBase,
     prompts: Sequence[str],
     completions: Sequence[str],
+    max_new_tokens: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log pi(y_t | x, y_<t) of each completion token (and ``<eos>``), with pi the
     softmax of `policy_logits`.
 
     Returns ``(logp, mask)``, both (B, T-1): logp[b, t] is the log-probability of token t+1 given
     tokens 0..t; mask[b, t] = 1 where token t+1 is a completion token. The sequence log-probability
-    is ``(logp * mask).sum(-1)``.
+    is ``(logp * mask).sum(-1)``; pass the sampler's `max_new_tokens` to score cut completions
+    as `sample` did (without ``<eos>``).
     """
-    ids, att, cm = encode_pairs(tok, prompts, completions)
+    ids, att, cm = encode_pairs(tok, prompts, completions, max_new_tokens)
     logits = model(input_ids=ids, attention_mask=att).logits  # (B, T, V)
     logp = torch.log_softmax(policy_logits(logits[:, :-1].float(), tok), dim=-1)  # (B, T-1, V)
     logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)

@@ -29,12 +29,15 @@ from rewardlab.config import (
     dump_config,
 )
 from rewardlab.errors import RewardLabError
+from rewardlab.measure import fit_rl
 from rewardlab.models import build_causal_lm, build_reward_model, count_params, load_tokenizer
-from rewardlab.optimize.best_of_n import run_best_of_n
+from rewardlab.optimize.best_of_n import CURVE_COLUMNS, RULE, run_best_of_n
+from rewardlab.optimize.rl import train_rl
 from rewardlab.policy import sample, train_sft
 from rewardlab.preferences import make_pairs
 from rewardlab.progress import bar
 from rewardlab.report.build import build_report, write_results
+from rewardlab.rewards import EnsembleReward, RuleReward
 from rewardlab.rewards.ensemble import reduce_scores
 from rewardlab.rewards.learned import NORM_FILE, LearnedReward, train_reward_model
 from rewardlab.seeding import seed_everything
@@ -335,7 +338,68 @@ def run_study(
         params = int(study.reward_models.loc[study.reward_models.reward == rm.name, "params"].sum())
         names = [rm.name] if rm.members == 1 else [f"{rm.name}/{r}" for r in ("mean", "min", "uwo")]
         rewards.update({n: params for n in names})
-    log("[best-of-n] curves, fits and report")
-    write_results(run_dir, run_best_of_n(scores, rewards, seed=cfg.seed, n_boot=cfg.bon.n_boot))
+    log("[best-of-n] curves and fits")
+    bon = run_best_of_n(scores, rewards, seed=cfg.seed, n_boot=cfg.bon.n_boot)
+    rl_curves, rl_fits = None, None
+    if cfg.rl is not None and cfg.rl.rewards:
+        rl_curves, rl_fits = _run_rl(cfg, task, cache, run, pol, rm_dirs, scores, rewards, run_dir)
+    write_results(run_dir, bon, rl_curves, rl_fits)
     study.summary = build_report(run_dir)
     return study
+
+
+def make_reward(name: str, task: Task, rm_dirs: dict[str, list[Path]], lambdas: dict[str, float]):
+    """The reward function called `name` in a study: 'rule', a reward model, or 'rm/reducer'."""
+    if name == RULE:
+        return RuleReward(task)
+    base, _, reducer = name.partition("/")
+    members = [LearnedReward(p) for p in rm_dirs[base]]
+    if not reducer:
+        return members[0]
+    return EnsembleReward(members, reducer, lambdas[base])
+
+
+def _run_rl(cfg, task, cache, run, pol, rm_dirs, scores, params, run_dir):
+    """One RL stage per reward in cfg.rl.rewards; rows for curves.csv and an RL fit per reward."""
+    rl = cfg.rl
+    train_prompts = split_prompts(task, "rl", rl.steps * rl.prompts_per_step, cfg.seed)
+    eval_prompts = split_prompts(task, "bon", rl.measure_prompts, cfg.seed)  # held-out
+    gold_ref = scores["gold"].to_numpy()
+    lambdas = {r.name: r.uwo_lambda for r in cfg.reward_models}
+    rows, details, fits = [], [], {}
+    for name in rl.rewards:
+        base = name.partition("/")[0]
+        deps = "rule" if name == RULE else [p.name for p in rm_dirs[base]]
+        key = {"version": STAGE_VERSION, "seed": cfg.seed, "policy": pol.hash, "task": cfg.task.model_dump(),
+               "reward": name, "reward_stages": deps, "rl": rl.model_dump(exclude={"rewards"})}  # fmt: skip
+        if name != RULE and "/uwo" in name:
+            key["uwo_lambda"] = lambdas[base]
+        reward = make_reward(name, task, rm_dirs, lambdas)
+        work = cache.work_dir("rl", key)
+        res = run(
+            f"rl-{name.replace('/', '-')}",
+            "rl",
+            {k: v for k, v in key.items() if k not in ("version", "seed")},
+            lambda out, reward=reward, name=name, work=work: train_rl(
+                rl, task, pol.path, reward, name, train_prompts, eval_prompts, cfg.seed, work, out
+            ),
+        )
+        c = pd.read_csv(res.path / "curve.csv").sort_values("step")
+        proxy_ref = gold_ref if name == RULE else scores[name].to_numpy()
+        g_sd, p_sd = gold_ref.std() or 1.0, proxy_ref.std() or 1.0
+        c["gold"] = (c.gold_raw - gold_ref.mean()) / g_sd
+        c["proxy"] = (c.proxy_raw - proxy_ref.mean()) / p_sd
+        c["gold_se_norm"], c["proxy_se_norm"] = c.gold_se / g_sd, c.proxy_se / p_sd
+        c["sqrt_kl"] = np.sqrt(c.kl.clip(lower=0))
+        c["reward"] = name
+        details.append(c)
+        rows.append(
+            pd.DataFrame(
+                dict(optimizer="rl", reward=name, reward_params=params.get(name, 0), seed=cfg.seed,
+                     step=c.step, kl=c.kl, sqrt_kl=c.sqrt_kl, proxy=c.proxy, gold=c.gold,
+                     proxy_raw=c.proxy_raw, gold_raw=c.gold_raw)
+            )
+        )  # fmt: skip
+        fits[name] = fit_rl(c.sqrt_kl.to_numpy(), c.gold.to_numpy(), n_boot=0)
+    pd.concat(details, ignore_index=True).to_csv(run_dir / "rl_measurements.csv", index=False)
+    return pd.concat(rows, ignore_index=True)[CURVE_COLUMNS], fits

@@ -151,16 +151,16 @@ def drop_interval(
 
 
 def summarize(
-    curves: pd.DataFrame, fits: dict[str, Fit], by_prompt: pd.DataFrame | None = None
+    curves: pd.DataFrame, fits: dict[str, dict[str, Fit]], by_prompt: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """One row per (optimizer, reward): gold at its peak and at the largest step, the fall
     between them (with a 95% interval over prompts when `by_prompt` is given), proxy at the
-    largest step, and the fitted coefficients."""
+    largest step, and the fitted coefficients (`fits` is {optimizer: {reward: Fit}})."""
     rows = []
     for (opt, name), c in curves.groupby(["optimizer", "reward"], sort=False):
         c = c.sort_values("step")
         i = int(np.argmax(c["gold"].to_numpy()))
-        f = fits.get(name)
+        f = fits.get(opt, {}).get(name)
         lo, hi = (np.nan, np.nan)
         if by_prompt is not None and opt == "bon":
             lo, hi = drop_interval(by_prompt, name, int(c["step"].iloc[i]))

@@ -44,13 +44,24 @@ def _fit_from(d: dict) -> Fit:
     )
 
 
-def write_results(run_dir: Path, bon: BonResult) -> None:
-    """curves.csv, curves_by_prompt.parquet, fits.json ({optimizer: {reward: fit}}), examples.csv."""
-    bon.curves.to_csv(run_dir / "curves.csv", index=False)
+def write_results(
+    run_dir: Path,
+    bon: BonResult,
+    rl_curves: pd.DataFrame | None = None,
+    rl_fits: dict[str, Fit] | None = None,
+) -> None:
+    """curves.csv (best-of-n and RL rows), curves_by_prompt.parquet, fits.json
+    ({optimizer: {reward: fit}}), examples.csv."""
+    curves = (
+        bon.curves if rl_curves is None else pd.concat([bon.curves, rl_curves], ignore_index=True)
+    )
+    curves.to_csv(run_dir / "curves.csv", index=False)
     bon.by_prompt.assign(optimizer="bon").to_parquet(
         run_dir / "curves_by_prompt.parquet", index=False
     )
     fits = {"bon": {k: _finite(f.to_dict()) for k, f in bon.fits.items()}}
+    if rl_fits:
+        fits["rl"] = {k: _finite(f.to_dict()) for k, f in rl_fits.items()}
     write_atomic(run_dir / "fits.json", json.dumps(fits, indent=1))
     bon.examples.to_csv(run_dir / "examples.csv", index=False)
 
@@ -86,7 +97,7 @@ def _img(path: Path) -> str:
 def _reading(summary: pd.DataFrame) -> str:
     """A short plain-language reading of the best-of-n summary."""
     parts = []
-    learned = summary[summary.params > 0].sort_values("params")
+    learned = summary[(summary.params > 0) & (summary.optimizer == "bon")].sort_values("params")
     for _, r in learned.iterrows():
         if r.gold_drop > 0.05:
             parts.append(
@@ -102,7 +113,13 @@ def _reading(summary: pd.DataFrame) -> str:
                 f"highest at the largest n ({r.final_gold:.2f} std, peak {r.peak_gold:.2f}); no "
                 f"overoptimization within KL = {r.final_kl:.1f} nats."
             )
-    rule = summary[summary.reward == "rule"]
+    for _, r in summary[summary.optimizer == "rl"].iterrows():
+        parts.append(
+            f"RL against <b>{r.reward}</b>: gold peaks at {r.peak_gold:.2f} std (step {r.peak_step}, "
+            f"√KL = {r.peak_sqrt_kl:.2f}) and ends at {r.final_gold:.2f} (a fall of {r.gold_drop:.2f}) "
+            f"at KL = {r.final_kl:.2f} nats, while the proxy ends at {r.final_proxy:.2f}."
+        )
+    rule = summary[(summary.reward == "rule") & (summary.optimizer == "bon")]
     if len(rule):
         parts.append(
             f"Optimising the rule itself reaches {rule.peak_gold.iloc[0]:.2f} "
@@ -118,7 +135,7 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
         raise RewardLabError(f"run folder {run_dir} does not exist")
     curves, by_prompt, fits, examples = load_results(run_dir)
     bon_fits = fits.get("bon", {})
-    summary = summarize(curves, bon_fits, by_prompt)
+    summary = summarize(curves, fits, by_prompt)
     summary.to_csv(run_dir / "summary.csv", index=False)
     bon = curves[curves.optimizer == "bon"]
     bp = by_prompt[by_prompt.optimizer == "bon"] if "optimizer" in by_prompt else by_prompt
@@ -128,6 +145,21 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
         plots.plot_gold_overlay(bon, run_dir),
         plots.plot_coefficients(bon_fits, params, run_dir),
     ]
+    rl = curves[curves.optimizer == "rl"]
+    rl_html = ""
+    if len(rl):
+        detail_path = run_dir / "rl_measurements.csv"
+        detail = pd.read_csv(detail_path) if detail_path.is_file() else None
+        rl_figs = [
+            plots.plot_rl(rl, detail, fits.get("rl", {}), run_dir),
+            plots.plot_bon_vs_rl(curves, run_dir),
+        ]
+        rl_html = (
+            "<h2>RL</h2><p>Measured every few steps on held-out prompts with fresh samples, apart "
+            "from what the trainer logs: KL(π‖π_init) in nats (k1; error bars 95%), gold and proxy "
+            "(normalised as for best-of-n). Full measurements in rl_measurements.csv.</p>"
+            + "".join(_img(f) for f in rl_figs)
+        )
     if len(examples):
         figs.append(plots.plot_examples(examples, run_dir))
     rms_path = run_dir / "reward_models.csv"
@@ -161,6 +193,7 @@ pre{{background:#f6f6f6;padding:1em;font-size:12px}}</style></head><body>
 <p>Rewards are normalised as in Gao et al. 2022: 0 is the base policy's mean, 1 its standard deviation.
 KL of best-of-n is log n − (n−1)/n nats (an upper bound when completions repeat).</p>
 <h2>Curves</h2>{_img(figs[0])}{_img(figs[1])}
+{rl_html}
 <h2>Fitted coefficients</h2>{table(pd.DataFrame(fit_rows))}{_img(figs[2])}
 <h2>Reward models</h2>{table(rms) if len(rms) else "<p>none</p>"}
 {ex_html}{_img(figs[3]) if len(figs) > 3 else ""}
