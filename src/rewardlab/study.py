@@ -196,6 +196,13 @@ def stage_scores(
     p, c = pool["prompt"].tolist(), pool["completion"].tolist()
     for name, members in bar(rms.items(), desc="score pool"):
         s = np.array([LearnedReward(m)(p, c) for m in members])  # (k, B)
+        bad = np.argwhere(~np.isfinite(s))
+        if len(bad):
+            k, i = bad[0]
+            raise RewardLabError(
+                f"reward model {name!r} (member {k}, {members[k]}) gave a non-finite score "
+                f"{s[k, i]} on sample {i} of the pool (prompt {p[i]!r}, completion {c[i]!r})"
+            )
         if len(members) == 1:
             pool[name] = s[0]
             continue

@@ -1,0 +1,200 @@
+import itertools
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rewardlab.config import ModelSpec, StudyConfig
+from rewardlab.errors import RewardLabError
+from rewardlab.measure import kl_from_samples
+from rewardlab.models import build_causal_lm
+from rewardlab.optimize import rl as rl_mod
+from rewardlab.optimize.rl import GuardedReward
+from rewardlab.policy import sample, token_logprobs
+from rewardlab.seeding import seed_everything
+from rewardlab.study import run_study
+from rewardlab.tasks import build_tokenizer
+from tests.conftest import tiny_config_dict
+
+RL = dict(
+    steps=4,
+    measure_every=2,
+    prompts_per_step=2,
+    generations=4,
+    measure_prompts=2,
+    measure_samples=4,
+)
+
+
+def test_kl_estimator_against_the_exact_kl_of_two_enumerable_policies():
+    # vocabulary {a, b} plus <eos>, at most 2 new tokens: 7 possible completions, enumerable
+    tok = build_tokenizer(["a", "b"])
+    seed_everything(0)
+    pi = build_causal_lm(ModelSpec(n_layer=1, n_embd=8, n_head=2), tok)
+    with torch.no_grad():  # a peaked policy, far from a fresh reference
+        for p in pi.parameters():
+            p.add_(torch.randn_like(p))
+    seed_everything(1)
+    ref = build_causal_lm(ModelSpec(n_layer=1, n_embd=8, n_head=2), tok)
+    seqs = [""] + ["a", "b"] + [" ".join(p) for p in itertools.product("ab", repeat=2)]
+    with torch.no_grad():
+        lp, m = token_logprobs(pi, tok, ["a"] * 7, seqs, max_new_tokens=2)
+        lq, mq = token_logprobs(ref, tok, ["a"] * 7, seqs, max_new_tokens=2)
+    log_pi, log_ref = (lp * m).sum(-1).numpy(), (lq * mq).sum(-1).numpy()
+    assert np.exp(log_pi).sum() == pytest.approx(1.0, abs=1e-5)  # the enumeration is complete
+    exact = float(np.sum(np.exp(log_pi) * (log_pi - log_ref)))
+    comps, logp = sample(
+        pi, tok, "a", 20_000, max_new_tokens=2, generator=torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        lr, mr = token_logprobs(ref, tok, ["a"] * len(comps), comps, max_new_tokens=2)
+    est = kl_from_samples(logp, (lr * mr).sum(-1).numpy())
+    assert exact > 0.05
+    assert abs(est.k1 - exact) < 4 * est.k1_se
+    assert abs(est.k3 - exact) < 4 * est.k3_se
+
+
+def test_guarded_reward_stop_skip_and_hang():
+    def flaky(prompts, completions):
+        return [math.nan if c == "bad" else 1.0 for c in completions]
+
+    def raises(prompts, completions):
+        if "bad" in completions:
+            raise ValueError("cannot score")
+        return [2.0] * len(completions)
+
+    with pytest.raises(RewardLabError, match=r"reward 'flaky' returned nan .* sample 1 .*'bad'"):
+        GuardedReward(flaky, "flaky")(["p", "p"], ["ok", "bad"])
+    with pytest.raises(
+        RewardLabError, match=r"reward 'raises' raised ValueError: cannot score on sample 2"
+    ):
+        GuardedReward(raises, "raises")(["p"] * 3, ["ok", "ok", "bad"])
+    g = GuardedReward(raises, "raises", mode="skip")
+    assert g(["p"] * 3, ["ok", "bad", "ok"]) == [2.0, 2.0, 2.0] and g.skipped == 1
+    g = GuardedReward(flaky, "flaky", mode="skip")
+    assert g(["p"] * 2, ["bad", "bad"]) == [0.0, 0.0] and g.skipped == 2
+
+    def hangs(prompts, completions):
+        time.sleep(3)
+        return [0.0] * len(completions)
+
+    with pytest.raises(RewardLabError, match=r"reward 'hangs' did not return within 0.5 s"):
+        GuardedReward(hangs, "hangs", timeout_s=0.5)(["p"], ["x"])
+
+
+def rl_config(tmp_path, **rl):
+    d = tiny_config_dict(tmp_path)
+    d["rl"] = {**RL, "rewards": ["rule", "rm-a", "rm-b/min"], **rl}
+    return StudyConfig.model_validate(d)
+
+
+def test_rl_runs_change_the_policy_and_write_measured_rows(tmp_path):
+    cfg = rl_config(tmp_path)
+    s = run_study(cfg, tmp_path / "run", log=lambda m: None)
+    curves = pd.read_csv(tmp_path / "run" / "curves.csv")
+    rl = curves[curves.optimizer == "rl"]
+    assert set(rl.reward) == {"rule", "rm-a", "rm-b/min"}
+    assert sorted(rl[rl.reward == "rm-a"].step) == [0, 2, 4]
+    first = rl[rl.step == 0]
+    assert np.allclose(first.kl, 0, atol=1e-4)  # the initial policy has no KL to itself
+    assert (rl[rl.step == 4].kl.abs() > 1e-4).all()
+    for label in ("rl-rule", "rl-rm-a", "rl-rm-b-min"):
+        out = s.stages[label].path
+        assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+            "step-00002",
+            "step-00004",
+        ]
+        from safetensors.torch import load_file
+
+        before = load_file(s.stages["policy"].path / "model.safetensors")
+        after = load_file(out / "final" / "model.safetensors")
+        assert any(not torch.equal(before[k], after[k]) for k in before)  # parameters changed
+    assert (tmp_path / "run" / "rl_curves.png").is_file() and (
+        tmp_path / "run" / "bon_vs_rl.png"
+    ).is_file()
+    fits = __import__("json").loads((tmp_path / "run" / "fits.json").read_text())
+    assert set(fits["rl"]) == {"rule", "rm-a", "rm-b/min"}
+
+
+def test_a_killed_rl_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    cfg = rl_config(tmp_path, rewards=["rule"], steps=6)
+    calls = {"n": 0}
+    real = rl_mod.GuardedReward.__call__
+
+    def dies_at_step_five(self, prompts, completions, **kw):
+        calls["n"] += 1
+        # calls: measure@0, step 1, step 2, measure@2, step 3, step 4, measure@4, step 5: killed
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return real(self, prompts, completions, **kw)
+
+    monkeypatch.setattr(rl_mod.GuardedReward, "__call__", dies_at_step_five)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, tmp_path / "run", log=lambda m: None)
+    partial = [p for p in (tmp_path / "cache").iterdir() if p.name.endswith(".partial")]
+    assert len(partial) == 1
+    ckpts = sorted(p.name for p in (partial[0] / "trainer").glob("checkpoint-*"))
+    assert ckpts == ["checkpoint-2", "checkpoint-4"]
+    done = pd.read_csv(partial[0] / "curve.csv")
+    assert sorted(done.step) == [0, 2, 4]
+
+    monkeypatch.setattr(rl_mod.GuardedReward, "__call__", real)
+    counted = {"n": 0}
+
+    def counting(self, prompts, completions, **kw):
+        counted["n"] += 1
+        return real(self, prompts, completions, **kw)
+
+    monkeypatch.setattr(rl_mod.GuardedReward, "__call__", counting)
+    s = run_study(cfg, tmp_path / "run", log=lambda m: None)
+    curve = pd.read_csv(s.stages["rl-rule"].path / "curve.csv")
+    assert sorted(curve.step) == [0, 2, 4, 6]
+    pd.testing.assert_frame_equal(curve[curve.step <= 4].reset_index(drop=True), done)
+    assert counted["n"] == 2 + 1  # steps 5 and 6, and the step-6 measurement: nothing redone
+    assert not partial[0].exists()  # the work folder goes once the stage is finished
+
+
+def test_a_reward_that_returns_nan_stops_rl_with_its_name(tmp_path, monkeypatch):
+    from rewardlab.rewards import learned
+
+    cfg = rl_config(tmp_path, rewards=["rm-a"])
+    run_study(
+        StudyConfig.model_validate({**cfg.model_dump(), "rl": None}),
+        tmp_path / "run0",
+        log=lambda m: None,
+    )
+    orig = learned.LearnedReward.__call__
+
+    def nan_for_one(self, prompts, completions, **kw):
+        out = orig(self, prompts, completions, **kw)
+        out[1] = float("nan")
+        return out
+
+    monkeypatch.setattr(learned.LearnedReward, "__call__", nan_for_one)
+    with pytest.raises(
+        RewardLabError, match=r"reward 'rm-a' returned nan .* on sample 1 .*on_reward_error"
+    ):
+        run_study(cfg, tmp_path / "run", log=lambda m: None)
+    # finished stages are kept: a second try re-uses everything up to RL
+    monkeypatch.setattr(learned.LearnedReward, "__call__", orig)
+    s = run_study(cfg, tmp_path / "run", log=lambda m: None)
+    assert {k for k, v in s.stages.items() if v.built} == {"rl-rm-a"}
+
+
+def test_a_reward_model_that_returns_nan_while_scoring_the_pool(tmp_path, monkeypatch):
+    from rewardlab.rewards import learned
+
+    orig = learned.LearnedReward.__call__
+
+    def nan_for_one(self, prompts, completions, **kw):
+        out = orig(self, prompts, completions, **kw)
+        out[3] = float("nan")
+        return out
+
+    monkeypatch.setattr(learned.LearnedReward, "__call__", nan_for_one)
+    d = tiny_config_dict(tmp_path)
+    with pytest.raises(RewardLabError, match=r"reward model 'rm-a' .* non-finite .* sample 3"):
+        run_study(StudyConfig.model_validate(d), tmp_path / "run", log=lambda m: None)
