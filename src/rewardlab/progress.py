@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
 hf_logging.disable_progress_bar()  # weight loading/saving bars say nothing about our stages
+
+
+def progress_shown() -> bool:
+    """Whether bars show: on a terminal, or when REWARDLAB_PROGRESS=1."""
+    return os.environ.get("REWARDLAB_PROGRESS") == "1" or sys.stderr.isatty()
 
 
 def bar(iterable=None, *, desc: str, total: int | None = None, enabled: bool = True) -> tqdm:

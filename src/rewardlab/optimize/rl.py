@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -20,7 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase, TrainerCallback
+from transformers import (
+    AutoModelForCausalLM,
+    PreTrainedTokenizerBase,
+    PrinterCallback,
+    ProgressCallback,
+    TrainerCallback,
+)
 
 from rewardlab.cache import write_atomic
 from rewardlab.config import RLConfig
@@ -28,10 +35,13 @@ from rewardlab.errors import RewardLabError
 from rewardlab.measure import kl_from_samples
 from rewardlab.models import load_tokenizer
 from rewardlab.policy import never_sampled, sample, token_logprobs
+from rewardlab.progress import progress_shown
 from rewardlab.seeding import seed_everything
 from rewardlab.tasks import Task, checked_gold
 
 CURVE_FILE = "curve.csv"
+# transformers deprecates `gradient_checkpointing` in favour of a new name that TRL does not use yet
+warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
 
 
 class GuardedReward:
@@ -198,6 +208,7 @@ def train_rl(
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
     seed_everything(seed)
+    show = progress and progress_shown()
     work.mkdir(parents=True, exist_ok=True)
     tok: PreTrainedTokenizerBase = load_tokenizer(policy_dir)
     model = AutoModelForCausalLM.from_pretrained(policy_dir, local_files_only=True)
@@ -224,13 +235,16 @@ def train_rl(
         logging_steps=max(1, cfg.measure_every),
         report_to=[],
         seed=seed,
-        disable_tqdm=not progress,
+        disable_tqdm=not show,
         generation_kwargs={"suppress_tokens": never_sampled(tok)},  # the policy never emits these
     )
     dataset = Dataset.from_dict({"prompt": train_prompts})
     measure = Measure(cfg, task, tok, init_model, guarded, eval_prompts, work / CURVE_FILE, seed)
     trainer = Trainer(model=model, reward_funcs=guarded, args=args, train_dataset=dataset,
                       processing_class=tok, callbacks=[measure])  # fmt: skip
+    if not show:  # in logs and tests: no per-step dictionaries
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
     ckpt = last_checkpoint(work / "trainer")
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     # the finished artifact

@@ -1,0 +1,135 @@
+"""The RL stage's time per step beside a plain TRL GRPO loop, same model, task and reward.
+
+The lab's stage adds the reward guard, a measurement (fresh samples, KL, gold, proxy) every
+`measure_every` steps and a checkpoint at each. Both run here in one process, alternating.
+    python benchmarks/bench_rl.py [--steps 30] [--repeats 3] [--policy runs/.../stages/policy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rewardlab.config import ModelSpec, RLConfig
+from rewardlab.models import build_causal_lm
+from rewardlab.optimize.rl import train_rl
+from rewardlab.policy import train_sft
+from rewardlab.rewards import RuleReward
+from rewardlab.seeding import seed_everything
+from rewardlab.tasks import build_tokenizer, load_task
+
+
+def make_policy(task, folder: Path) -> Path:
+    rng = seed_everything(0)
+    tok = build_tokenizer(task.vocab)
+    model = build_causal_lm(ModelSpec(n_layer=2, n_embd=64, n_head=4), tok)
+    prompts = task.prompts(2000, rng)
+    train_sft(
+        model,
+        tok,
+        prompts,
+        task.demonstrations(prompts, 0.3, rng),
+        epochs=3,
+        lr=3e-3,
+        batch_size=64,
+        rng=rng,
+        progress=False,
+    )
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def plain_grpo(cfg: RLConfig, task, policy: Path, prompts: list[str], out: Path) -> float:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rewardlab.models import load_tokenizer
+
+    rule = RuleReward(task)
+
+    def reward(prompts, completions, **kw):
+        return rule(prompts, completions)
+
+    args = GRPOConfig(
+        output_dir=str(out), per_device_train_batch_size=cfg.prompts_per_step * cfg.generations,
+        num_generations=cfg.generations, max_completion_length=task.max_new_tokens, learning_rate=cfg.lr,
+        lr_scheduler_type="constant", beta=cfg.beta, max_steps=cfg.steps, bf16=False, fp16=False,
+        gradient_checkpointing=False, use_cpu=True, save_strategy="no", report_to=[], seed=0, disable_tqdm=True,
+        logging_steps=cfg.measure_every,
+    )  # fmt: skip
+    model = AutoModelForCausalLM.from_pretrained(policy)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward,
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
+        processing_class=load_tokenizer(policy),
+    )
+    t0 = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--policy", default=None)
+    ap.add_argument("--out", default="benchmarks/results/rl.csv")
+    args = ap.parse_args()
+    task = load_task("topics")
+    tmp = Path(tempfile.mkdtemp())
+    policy = Path(args.policy) if args.policy else make_policy(task, tmp / "policy")
+    cfg = RLConfig(
+        rewards=["rule"], steps=args.steps, measure_every=10, measure_prompts=32, measure_samples=8
+    )
+    prompts = task.prompts(cfg.steps * cfg.prompts_per_step, np.random.default_rng(1))
+    evals = task.prompts(cfg.measure_prompts, np.random.default_rng(2))
+    rows = []
+    for r in range(args.repeats):
+        t_plain = plain_grpo(cfg, task, policy, prompts, tmp / f"plain{r}")
+        out = tmp / f"lab{r}"
+        out.mkdir()
+        t0 = time.perf_counter()
+        train_rl(
+            cfg,
+            task,
+            policy,
+            RuleReward(task),
+            "rule",
+            prompts,
+            evals,
+            0,
+            tmp / f"work{r}",
+            out,
+            progress=False,
+        )
+        t_lab = time.perf_counter() - t0
+        rows.append(
+            dict(
+                repeat=r,
+                steps=cfg.steps,
+                plain_s_per_step=t_plain / cfg.steps,
+                lab_s_per_step=t_lab / cfg.steps,
+                ratio=t_lab / t_plain,
+            )
+        )
+        print(rows[-1], flush=True)
+    df = pd.DataFrame(rows)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(args.out, index=False)
+    print(f"median plain GRPO {statistics.median(df.plain_s_per_step):.3f} s/step, "
+          f"lab RL stage {statistics.median(df.lab_s_per_step):.3f} s/step, "
+          f"ratio {statistics.median(df.ratio):.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
