@@ -7,7 +7,6 @@ and the closing ``<eos>`` only.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rewardlab.progress import bar
+from rewardlab.training import minibatch_train
 
 
 def encode_prompt(tok: PreTrainedTokenizerBase, prompt: str) -> list[int]:
@@ -110,36 +109,15 @@ def train_sft(
     AdamW with a linear warm-up over the first 5% of steps and cosine decay. Returns the loss of
     every step.
     """
-    n = len(prompts)
-    steps = epochs * math.ceil(n / batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)),
-    )
-    model.train()
-    losses: list[float] = []
-    pbar = bar(total=steps, desc="sft", enabled=progress)
-    for _ in range(epochs):
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            logp, mask = token_logprobs(
-                model, tok, [prompts[i] for i in idx], [completions[i] for i in idx]
-            )
-            loss = -(logp * mask).sum() / mask.sum()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            pbar.update()
-            pbar.set_postfix(loss=f"{loss.item():.3f}")
-    pbar.close()
-    model.eval()
-    return losses
+
+    def loss_of(idx: np.ndarray) -> torch.Tensor:
+        logp, mask = token_logprobs(
+            model, tok, [prompts[i] for i in idx], [completions[i] for i in idx]
+        )
+        return -(logp * mask).sum() / mask.sum()
+
+    return minibatch_train(model, len(prompts), loss_of, epochs=epochs, batch_size=batch_size, lr=lr,
+                           rng=rng, warmup=True, desc="sft", progress=progress)  # fmt: skip
 
 
 @torch.no_grad()

@@ -15,6 +15,14 @@ import pandas as pd  # noqa: E402
 from rewardlab.measure import Fit  # noqa: E402
 
 
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _band(
     by_prompt: pd.DataFrame, reward: str, col: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,11 +70,7 @@ def plot_curves(
         ax.axis("off")
     axes[0, 0].set_ylabel("reward (base-policy std)")
     fig.suptitle("Best-of-n: gold and proxy against √KL (bands: 95% over prompts)", fontsize=11)
-    fig.tight_layout()
-    path = out / "bon_curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "bon_curves.png")
 
 
 def plot_gold_overlay(curves: pd.DataFrame, out: Path) -> Path:
@@ -80,11 +84,7 @@ def plot_gold_overlay(curves: pd.DataFrame, out: Path) -> Path:
     ax.set_ylabel("gold (base-policy std)")
     ax.set_title("Gold reward of best-of-n against each reward")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "gold_overlay.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "gold_overlay.png")
 
 
 def plot_coefficients(fits: dict[str, Fit], params: dict[str, int], out: Path) -> Path:
@@ -102,11 +102,7 @@ def plot_coefficients(fits: dict[str, Fit], params: dict[str, int], out: Path) -
         ax.set_xscale("log")
         ax.set_xlabel("reward-model parameters")
         ax.set_title(f"{key}  (r = d(α − β d))")
-    fig.tight_layout()
-    path = out / "coefficients.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "coefficients.png")
 
 
 def plot_examples(examples: pd.DataFrame, out: Path, per_reward: int = 2) -> Path:
@@ -125,10 +121,7 @@ def plot_examples(examples: pd.DataFrame, out: Path, per_reward: int = 2) -> Pat
                 )
     fig = plt.figure(figsize=(10, 0.15 * len(lines) + 0.3))
     fig.text(0.01, 0.99, "\n".join(lines), family="monospace", fontsize=8, va="top")
-    path = out / "examples.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "examples.png", tight=False)
 
 
 def plot_rl(rl: pd.DataFrame, detail: pd.DataFrame | None, fits: dict[str, Fit], out: Path) -> Path:
@@ -154,11 +147,7 @@ def plot_rl(rl: pd.DataFrame, detail: pd.DataFrame | None, fits: dict[str, Fit],
         ax.set_xlabel("√KL (nats^½)")
         ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("reward (base-policy std)")
-    fig.tight_layout()
-    path = out / "rl_curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "rl_curves.png")
 
 
 def plot_bon_vs_rl(curves: pd.DataFrame, out: Path) -> Path:
@@ -174,8 +163,4 @@ def plot_bon_vs_rl(curves: pd.DataFrame, out: Path) -> Path:
     ax.set_ylabel("gold (base-policy std)")
     ax.set_title("Best-of-n vs RL: gold against KL")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "bon_vs_rl.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "bon_vs_rl.png")

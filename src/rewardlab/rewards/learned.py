@@ -21,7 +21,7 @@ from transformers import (
 from rewardlab.errors import RewardLabError
 from rewardlab.models import load_tokenizer
 from rewardlab.policy import encode_pairs
-from rewardlab.progress import bar
+from rewardlab.training import minibatch_train
 
 NORM_FILE = "reward_norm.json"
 
@@ -79,31 +79,16 @@ def train_reward_model(
     n = len(train)
     if n == 0:
         raise RewardLabError("no training pairs: every sampled pair was a tie or the pool is empty")
-    steps = epochs * math.ceil(n / batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     prompts, chosen, rejected = (train[c].tolist() for c in ("prompt", "chosen", "rejected"))
-    model.train()
-    pbar = bar(total=steps, desc="reward model", enabled=progress)
-    losses = []
-    for _ in range(epochs):
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            p = [prompts[i] for i in idx]
-            r = rm_scores(model, tok, p + p, [chosen[i] for i in idx] + [rejected[i] for i in idx])
-            rc, rr = r[: len(idx)], r[len(idx) :]
-            loss = -F.logsigmoid(rc - rr).mean()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            pbar.update()
-            pbar.set_postfix(loss=f"{loss.item():.3f}")
-    pbar.close()
-    model.eval()
+
+    def loss_of(idx: np.ndarray) -> torch.Tensor:
+        p = [prompts[i] for i in idx]
+        r = rm_scores(model, tok, p + p, [chosen[i] for i in idx] + [rejected[i] for i in idx])
+        rc, rr = r[: len(idx)], r[len(idx) :]
+        return -F.logsigmoid(rc - rr).mean()
+
+    losses = minibatch_train(model, n, loss_of, epochs=epochs, batch_size=batch_size, lr=lr,
+                             rng=rng, warmup=False, desc="reward model", progress=progress)  # fmt: skip
     train_acc, train_margin = pairwise_accuracy(model, tok, train)
     test_acc, test_margin = pairwise_accuracy(model, tok, test)
     all_r = score_batched(model, tok, prompts + prompts, chosen + rejected)
