@@ -384,7 +384,7 @@ def _run_rl(cfg, task, cache, run, pol, rm_dirs, scores, params, run_dir):
         reward = make_reward(name, task, rm_dirs, lambdas)
         work = cache.work_dir("rl", key)
         res = run(
-            f"rl-{name.replace('/', '-')}",
+            f"rl-{name.replace('/', '-')}",  # the label `checkpoint` paths below refer to
             "rl",
             {k: v for k, v in key.items() if k not in ("version", "seed")},
             lambda out, reward=reward, name=name, work=work: train_rl(
@@ -399,6 +399,11 @@ def _run_rl(cfg, task, cache, run, pol, rm_dirs, scores, params, run_dir):
         c["gold_se_norm"], c["proxy_se_norm"] = c.gold_se / g_sd, c.proxy_se / p_sd
         c["sqrt_kl"] = np.sqrt(c.kl.clip(lower=0))
         c["reward"] = name
+        label = f"rl-{name.replace('/', '-')}"
+        c["checkpoint"] = [  # the policy measured at each step, inside the run folder
+            "stages/policy" if st == 0 else f"stages/{label}/checkpoints/step-{st:05d}"
+            for st in c.step
+        ]
         details.append(c)
         rows.append(
             pd.DataFrame(

@@ -198,3 +198,21 @@ def test_a_reward_model_that_returns_nan_while_scoring_the_pool(tmp_path, monkey
     d = tiny_config_dict(tmp_path)
     with pytest.raises(RewardLabError, match=r"reward model 'rm-a' .* non-finite .* sample 3"):
         run_study(StudyConfig.model_validate(d), tmp_path / "run", log=lambda m: None)
+
+
+def test_rloo_with_a_kl_penalty_builds_its_reference_from_the_policy_folder(tmp_path):
+    # beta > 0 makes TRL load a reference model: from the saved policy folder, never a hub
+    cfg = rl_config(tmp_path, rewards=["rule"], algorithm="rloo", beta=0.1)
+    s = run_study(cfg, tmp_path / "run", log=lambda m: None)
+    rl = pd.read_csv(tmp_path / "run" / "curves.csv").query("optimizer == 'rl'")
+    assert sorted(rl.step) == [0, 2, 4]
+    log = __import__("json").loads((s.stages["rl-rule"].path / "trainer_log.json").read_text())
+    assert any("kl" in row for row in log)  # the trainer computed its KL term against the reference
+    detail = pd.read_csv(tmp_path / "run" / "rl_measurements.csv")
+    assert detail.set_index("step").checkpoint.to_dict() == {
+        0: "stages/policy",
+        2: "stages/rl-rule/checkpoints/step-00002",
+        4: "stages/rl-rule/checkpoints/step-00004",
+    }
+    for path in detail.checkpoint:
+        assert (tmp_path / "run" / path / "model.safetensors").is_file()

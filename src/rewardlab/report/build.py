@@ -94,7 +94,7 @@ def _img(path: Path) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{path.stem}" style="max-width:100%">'
 
 
-def _reading(summary: pd.DataFrame) -> str:
+def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
     """A short plain-language reading of the best-of-n summary."""
     parts = []
     learned = summary[(summary.params > 0) & (summary.optimizer == "bon")].sort_values("params")
@@ -114,10 +114,18 @@ def _reading(summary: pd.DataFrame) -> str:
                 f"overoptimization within KL = {r.final_kl:.1f} nats."
             )
     for _, r in summary[summary.optimizer == "rl"].iterrows():
+        ckpt = ""
+        if detail is not None and "checkpoint" in detail:
+            row = detail[(detail.reward == r.reward) & (detail.step == r.peak_step)]
+            ckpt = (
+                f" The peak-gold policy is saved in <code>{row.checkpoint.iloc[0]}</code>."
+                if len(row)
+                else ""
+            )
         parts.append(
             f"RL against <b>{r.reward}</b>: gold peaks at {r.peak_gold:.2f} std (step {r.peak_step}, "
             f"√KL = {r.peak_sqrt_kl:.2f}) and ends at {r.final_gold:.2f} (a fall of {r.gold_drop:.2f}) "
-            f"at KL = {r.final_kl:.2f} nats, while the proxy ends at {r.final_proxy:.2f}."
+            f"at KL = {r.final_kl:.2f} nats, while the proxy ends at {r.final_proxy:.2f}.{ckpt}"
         )
     rule = summary[(summary.reward == "rule") & (summary.optimizer == "bon")]
     if len(rule):
@@ -147,9 +155,9 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
     ]
     rl = curves[curves.optimizer == "rl"]
     rl_html = ""
+    detail_path = run_dir / "rl_measurements.csv"
+    detail = pd.read_csv(detail_path) if detail_path.is_file() else None
     if len(rl):
-        detail_path = run_dir / "rl_measurements.csv"
-        detail = pd.read_csv(detail_path) if detail_path.is_file() else None
         rl_figs = [
             plots.plot_rl(rl, detail, fits.get("rl", {}), run_dir),
             plots.plot_bon_vs_rl(curves, run_dir),
@@ -188,7 +196,7 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
 table{{border-collapse:collapse;font-size:13px}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}
 pre{{background:#f6f6f6;padding:1em;font-size:12px}}</style></head><body>
 <h1>rewardlab report: {html.escape(run_dir.name)}</h1>
-<h2>Reading</h2>{_reading(summary)}
+<h2>Reading</h2>{_reading(summary, detail)}
 <h2>Summary</h2>{table(summary)}
 <p>Rewards are normalised as in Gao et al. 2022: 0 is the base policy's mean, 1 its standard deviation.
 KL of best-of-n is log n − (n−1)/n nats (an upper bound when completions repeat).</p>
