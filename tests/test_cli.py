@@ -84,3 +84,13 @@ def test_run_writes_the_run_folder(monkeypatch, capsys, study_file, tmp_path):
     assert code == 0, out
     assert (tmp_path / "run" / "config.yaml").is_file()
     assert "rm-a" in out and "test_accuracy" in out
+
+
+def test_report_command_rebuilds_a_run(monkeypatch, capsys, study_file, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli(monkeypatch, capsys, "run", str(study_file), "--out", str(run))[0] == 0
+    (run / "report.html").unlink()
+    code, out, _ = run_cli(monkeypatch, capsys, "report", str(run))
+    assert code == 0 and (run / "report.html").is_file() and "rm-a" in out
+    code, _, err = run_cli(monkeypatch, capsys, "report", str(tmp_path / "missing"))
+    assert code == 2 and "does not exist" in err

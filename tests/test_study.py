@@ -119,3 +119,43 @@ def test_report_of_a_folder_that_is_not_a_run(tmp_path):
 
     with pytest.raises(RewardLabError, match="not a finished run folder: missing curves.csv"):
         build_report(tmp_path)
+
+
+def test_llama_policy_and_a_local_model_folder(tiny_config, tmp_path):
+    """A Llama-architecture policy trains; its saved folder then serves as `policy.model.path`."""
+    from rewardlab.config import StudyConfig
+
+    d = tiny_config.model_dump()
+    d["policy"]["model"] = {"arch": "llama", "n_layer": 1, "n_embd": 16, "n_head": 2}
+    d["reward_models"] = [
+        {
+            "name": "rm",
+            "model": {"arch": "llama", "n_layer": 1, "n_embd": 8, "n_head": 2},
+            "epochs": 1,
+        }
+    ]
+    s = run_study(StudyConfig.model_validate(d), tmp_path / "llama", log=lambda m: None)
+    assert (
+        json.loads((s.stages["policy"].path / "config.json").read_text())["model_type"] == "llama"
+    )
+    assert json.loads((s.stages["rm-rm"].path / "config.json").read_text())["model_type"] == "llama"
+
+    local = tmp_path / "my-model"
+    import shutil
+
+    shutil.copytree(s.stages["policy"].path, local)
+    d["policy"]["model"] = {"path": str(local)}
+    d["policy"]["epochs"] = 0  # use the folder as it is
+    s2 = run_study(StudyConfig.model_validate(d), tmp_path / "local", log=lambda m: None)
+    a = pd.read_parquet(s.stages["pool-bon"].path / "pool.parquet")
+    b = pd.read_parquet(s2.stages["pool-bon"].path / "pool.parquet")
+    pd.testing.assert_frame_equal(a, b)  # the same weights sample the same pool
+
+
+def test_a_missing_local_model_folder(tiny_config, tmp_path):
+    from rewardlab.config import StudyConfig
+
+    d = tiny_config.model_dump()
+    d["policy"]["model"] = {"path": str(tmp_path / "nowhere")}
+    with pytest.raises(RewardLabError, match=r"folder .*nowhere.* does not exist"):
+        run_study(StudyConfig.model_validate(d), tmp_path / "run", log=lambda m: None)

@@ -31,6 +31,9 @@ def minibatch_train(
     left in eval mode. Returns the loss of every step.
     """
     steps = epochs * math.ceil(n / batch_size)
+    if steps == 0:  # epochs = 0: take the model as it is
+        model.eval()
+        return []
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     if warmup:
         w = max(1, steps // 20)
