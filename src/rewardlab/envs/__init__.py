@@ -1,0 +1,23 @@
+"""Reward-tampering gridworlds, registered with gymnasium as ``rewardlab/<Name>-v0``.
+
+The reward the agent sees and the hidden gold performance are kept apart: `info["gold"]` and
+`info["events"]` each step; `HideInfo` strips them for learners.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+from rewardlab.envs.classics import AbsentSupervisor, TomatoWatering
+from rewardlab.envs.grid import GridWorld, HideInfo
+from rewardlab.envs.trash import TrashButton
+
+ENVS = {
+    "rewardlab/TomatoWatering-v0": (TomatoWatering, 100),
+    "rewardlab/AbsentSupervisor-v0": (AbsentSupervisor, 100),
+    "rewardlab/TrashButton-v0": (TrashButton, 50),
+}
+
+for _id, (_cls, _steps) in ENVS.items():
+    if _id not in registry:
+        register(id=_id, entry_point=f"{_cls.__module__}:{_cls.__name__}", max_episode_steps=_steps)
+
+__all__ = ["ENVS", "AbsentSupervisor", "GridWorld", "HideInfo", "TomatoWatering", "TrashButton"]
