@@ -1,5 +1,6 @@
 import sys
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import tiny_config_dict
@@ -94,3 +95,26 @@ def test_report_command_rebuilds_a_run(monkeypatch, capsys, study_file, tmp_path
     assert code == 0 and (run / "report.html").is_file() and "rm-a" in out
     code, _, err = run_cli(monkeypatch, capsys, "report", str(tmp_path / "missing"))
     assert code == 2 and "does not exist" in err
+
+
+def test_gridworld_run_writes_a_table_with_intervals(monkeypatch, capsys, tmp_path):
+    out = tmp_path / "gw"
+    code, stdout, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "gridworld",
+        "run",
+        "absent-supervisor",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+    )
+    assert code == 0 and "supervisor absent" in stdout
+    s = pd.read_csv(out / "summary.csv").set_index("condition")
+    assert s.loc["supervisor absent", "unsupervised_shortcut_per_episode"] == 1.0
+    assert s.loc["supervisor present", "gold"] == 41.0
+    assert {"visible_lo", "visible_hi", "gold_lo"} <= set(s.columns)
+    assert (out / "report.html").is_file() and (out / "training.png").is_file()
+    code, _, err = run_cli(monkeypatch, capsys, "gridworld", "run", "chess")
+    assert code == 2 and "unknown gridworld experiment 'chess'" in err

@@ -65,6 +65,31 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a finished run folder")
     typer.echo(f"\nreport: {run_dir / 'report.html'}")
 
 
+gridworld_app = typer.Typer(help="Reward-tampering gridworlds: run the thought experiments.")
+app.add_typer(gridworld_app, name="gridworld")
+
+
+@gridworld_app.command("run")
+def gridworld_run(
+    experiment: Annotated[
+        str, typer.Argument(help="tomato-watering, absent-supervisor, trash-button")
+    ],
+    agent: Annotated[
+        list[str] | None, typer.Option(help="agent (repeatable); default q-learning")
+    ] = None,
+    seeds: Annotated[int, typer.Option(min=2, help="independent seeds")] = 5,
+    out: Annotated[Path | None, typer.Option(help="run folder")] = None,
+) -> None:
+    """Train agents over seeds, evaluate each condition, write table, plot and report."""
+    from rewardlab.gridworld import default_out, run_experiment
+
+    out = out or default_out(experiment)
+    summary = run_experiment(experiment, agent or ["q-learning"], seeds, out)
+    cols = [c for c in summary.columns if not c.endswith(("_lo", "_hi"))]
+    typer.echo(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo(f"\nrun folder: {out}")
+
+
 def main() -> None:
     """Entry point: bad input ends in one paragraph on stderr and exit code 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
