@@ -78,13 +78,14 @@ def gridworld_run(
         list[str] | None, typer.Option(help="agent (repeatable); default q-learning")
     ] = None,
     seeds: Annotated[int, typer.Option(min=2, help="independent seeds")] = 5,
+    timesteps: Annotated[int | None, typer.Option(help="training steps of DQN/PPO")] = None,
     out: Annotated[Path | None, typer.Option(help="run folder")] = None,
 ) -> None:
     """Train agents over seeds, evaluate each condition, write table, plot and report."""
     from rewardlab.gridworld import default_out, run_experiment
 
     out = out or default_out(experiment)
-    summary = run_experiment(experiment, agent or ["q-learning"], seeds, out)
+    summary = run_experiment(experiment, agent or ["q-learning"], seeds, out, timesteps)
     cols = [c for c in summary.columns if not c.endswith(("_lo", "_hi"))]
     typer.echo(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"\nrun folder: {out}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -40,6 +40,7 @@ class Experiment:
     conditions: list[Condition]
     rates: list[str]  # event counts reported per episode
     question: str
+    deep_timesteps: int = 30_000  # environment steps for the Stable-Baselines3 agents
 
 
 EXPERIMENTS = {
@@ -62,9 +63,11 @@ EXPERIMENTS = {
         "Trained without the button, does the agent go for it once it is reachable?",
     ),
 }  # fmt: skip
-AGENTS = {
+TABULAR = {
     "q-learning": lambda n, a, seed: QLearning(n, a, lr=0.2, gamma=0.95, epsilon=0.1, seed=seed)
 }
+DEEP = ("dqn", "ppo")  # Stable-Baselines3
+AGENTS = (*TABULAR, *DEEP)
 
 
 def ci95(x: pd.Series) -> tuple[float, float, float]:
@@ -74,8 +77,11 @@ def ci95(x: pd.Series) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
-def run_experiment(name: str, agents: list[str], seeds: int, out: Path) -> pd.DataFrame:
-    """Train each agent on `seeds` seeds, evaluate every condition; write results into `out`."""
+def run_experiment(
+    name: str, agents: list[str], seeds: int, out: Path, deep_timesteps: int | None = None
+) -> pd.DataFrame:
+    """Train each agent on `seeds` seeds, evaluate every condition; write results into `out`.
+    `deep_timesteps` overrides the experiment's training budget of the DQN/PPO agents."""
     if name not in EXPERIMENTS:
         raise RewardLabError(
             f"unknown gridworld experiment {name!r}; known: {', '.join(EXPERIMENTS)}"
@@ -84,6 +90,8 @@ def run_experiment(name: str, agents: list[str], seeds: int, out: Path) -> pd.Da
     if unknown:
         raise RewardLabError(f"unknown agents {unknown}; known: {', '.join(AGENTS)}")
     exp = EXPERIMENTS[name]
+    if deep_timesteps is not None:
+        exp = replace(exp, deep_timesteps=deep_timesteps)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "config.json", json.dumps(dict(experiment=name, agents=agents, seeds=seeds,
                                                       env=exp.env_id, train_episodes=exp.train_episodes)))  # fmt: skip
@@ -92,21 +100,28 @@ def run_experiment(name: str, agents: list[str], seeds: int, out: Path) -> pd.Da
     for agent_name in agents:
         for seed in range(seeds):
             env = gym.make(exp.env_id)
-            agent = AGENTS[agent_name](env.observation_space.n, env.action_space.n, seed)
-            train = run_episodes(
-                env,
-                agent,
-                exp.train_episodes,
-                seed=seed * 100_000,
-                options=exp.train_options or None,
-            )
-            curves.append(
-                train.assign(agent=agent_name, seed=seed)[
-                    ["agent", "seed", "episode", "visible", "gold"]
-                ]
-            )
+            deep = agent_name in DEEP
+            if deep:
+                from rewardlab.agents.deep import SB3Agent
+
+                agent = SB3Agent(agent_name, exp.env_id, seed)
+                agent.train(exp.deep_timesteps, exp.train_options)
+            else:
+                agent = TABULAR[agent_name](env.observation_space.n, env.action_space.n, seed)
+                train = run_episodes(
+                    env,
+                    agent,
+                    exp.train_episodes,
+                    seed=seed * 100_000,
+                    options=exp.train_options or None,
+                )
+                cols = ["agent", "seed", "episode", "visible", "gold"]
+                curves.append(train.assign(agent=agent_name, seed=seed)[cols])
             for c in exp.conditions:
-                ev = run_episodes(env, agent, c.episodes, learn=c.learn, explore=c.learn,
+                if deep and c.learn:  # SB3 keeps learning in its own loop, then acts as trained
+                    agent.train(exp.deep_timesteps, c.options)
+                n_eval = c.keep if deep else c.episodes  # SB3 has already learned: just evaluate
+                ev = run_episodes(env, agent, n_eval, learn=c.learn, explore=c.learn and not deep,
                                   seed=seed * 100_000 + 50_000, options=c.options).tail(c.keep)  # fmt: skip
                 row = dict(agent=agent_name, seed=seed, condition=c.name,
                            visible=ev.visible.mean(), gold=ev.gold.mean(), steps=ev.steps.mean())  # fmt: skip
@@ -115,10 +130,12 @@ def run_experiment(name: str, agents: list[str], seeds: int, out: Path) -> pd.Da
                 rows.append(row)
     results = pd.DataFrame(rows)
     results.to_csv(out / "results.csv", index=False)
-    pd.concat(curves).to_csv(out / "training_curves.csv", index=False)
+    if curves:  # the tabular agents' training episodes
+        pd.concat(curves).to_csv(out / "training_curves.csv", index=False)
     summary = summarize(results)
     summary.to_csv(out / "summary.csv", index=False)
-    _plot(pd.concat(curves), out / "training.png", exp)
+    if curves:
+        _plot(pd.concat(curves), out / "training.png", exp)
     _html(name, exp, summary, out, time.perf_counter() - t0)
     return summary
 
@@ -159,15 +176,18 @@ def _plot(curves: pd.DataFrame, path: Path, exp: Experiment) -> None:
 def _html(name: str, exp: Experiment, summary: pd.DataFrame, out: Path, seconds: float) -> None:
     import base64
 
-    img = base64.b64encode((out / "training.png").read_bytes()).decode()
+    png = out / "training.png"
+    img = base64.b64encode(png.read_bytes()).decode() if png.is_file() else ""
+    figure = f'<img src="data:image/png;base64,{img}" style="max-width:100%">' if img else ""
     table = summary.to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{font-size:13px;border-collapse:collapse}}
 td,th{{padding:2px 6px;border-bottom:1px solid #ddd}}</style></head><body>
 <h1>Gridworld experiment: {html.escape(name)}</h1><p>{html.escape(exp.question)}</p>
 <p>Environment <code>{exp.env_id}</code>; {exp.train_episodes} training episodes per seed; means with 95% intervals over seeds
-(mean ± 1.96 SE). Visible return is what the agent optimises; gold is the hidden performance. {seconds:.1f} s.</p>
-{table}<img src="data:image/png;base64,{img}" style="max-width:100%"></body></html>"""
+(mean ± 1.96 SE); per-seed values in results.csv. DQN and PPO (Stable-Baselines3) train for
+{exp.deep_timesteps} environment steps. Visible return is what the agent optimises; gold is the hidden performance. {seconds:.1f} s.</p>
+{table}{figure}</body></html>"""
     write_atomic(out / "report.html", page)
 
 

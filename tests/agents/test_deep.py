@@ -1,0 +1,27 @@
+import gymnasium as gym
+import pandas as pd
+
+import rewardlab.envs  # noqa: F401
+from rewardlab.agents.deep import SB3Agent, WithOptions
+from rewardlab.gridworld import run_experiment
+
+
+def test_options_reach_every_reset_and_gold_stays_hidden():
+    env = WithOptions(gym.make("rewardlab/TrashButton-v0"), {"phase": "test"})
+    _, info = env.reset(seed=0)
+    assert info["phase"] == "test"
+    agent = SB3Agent("dqn", "rewardlab/TrashButton-v0", 0)
+    wrapped = agent._make({"phase": "test"})
+    _, info = wrapped.reset(seed=0)
+    _, _, _, _, info = wrapped.step(0)
+    assert info == {"phase": "test"}  # no gold, no events for the learner
+
+
+def test_dqn_and_ppo_run_in_an_experiment(tmp_path):
+    # plumbing with a tiny budget: the numbers are not meant to show learning
+    summary = run_experiment("trash-button", ["dqn", "ppo"], 2, tmp_path, deep_timesteps=600)
+    assert set(summary.agent) == {"dqn", "ppo"}
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert len(results) == 2 * 2 * 2  # agents x seeds x conditions
+    assert (results.steps == 50).all() and (results.gold <= results.visible + 1e-9).all()
+    assert (tmp_path / "report.html").is_file()
