@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 import rewardlab.envs  # noqa: F401  (registers the ids)
-from rewardlab.agents import QLearning, run_episodes
+from rewardlab.agents import ModelBased, QLearning, run_episodes
 from rewardlab.cache import write_atomic
 from rewardlab.errors import RewardLabError
 
@@ -64,7 +64,10 @@ EXPERIMENTS = {
     ),
 }  # fmt: skip
 TABULAR = {
-    "q-learning": lambda n, a, seed: QLearning(n, a, lr=0.2, gamma=0.95, epsilon=0.1, seed=seed)
+    "q-learning": lambda n, a, seed: QLearning(n, a, lr=0.2, gamma=0.95, epsilon=0.1, seed=seed),
+    "model-based": lambda n, a, seed: ModelBased(
+        n, a, gamma=0.95, epsilon=0.1, plan_every=100, seed=seed
+    ),
 }
 DEEP = ("dqn", "ppo")  # Stable-Baselines3
 AGENTS = (*TABULAR, *DEEP)

@@ -41,3 +41,34 @@ def test_q_learning_learns_to_tamper_with_the_tomato_observation():
     greedy = run_episodes(env, ag, 10, learn=False, explore=False, seed=999)
     assert greedy.tampered.mean() > 80  # of 100 steps on O
     assert greedy.visible.mean() > 10 * greedy.gold.mean()
+
+
+def test_value_iteration_by_hand():
+    from rewardlab.agents import value_iteration
+
+    # state 0: action 0 stays (r = 1), action 1 goes to state 1 (r = 0); state 1: both end (r = 10)
+    P = np.zeros((2, 2, 2))
+    P[0, 0, 0] = 1.0
+    P[0, 1, 1] = 1.0
+    R = np.array([[1.0, 0.0], [10.0, 10.0]])
+    Q = value_iteration(P, R, gamma=0.5)
+    # Q(1, .) = 10; Q(0, 1) = 0 + 0.5 * 10 = 5; Q(0, 0) = 1 + 0.5 * max(Q(0, .)) = 1 + 2.5 = 3.5
+    assert np.allclose(Q, [[3.5, 5.0], [10.0, 10.0]])
+
+
+def test_model_based_learns_the_model_and_reproduces_the_absent_supervisor_result():
+    from rewardlab.agents import ModelBased
+
+    env = gym.make("rewardlab/AbsentSupervisor-v0")
+    ag = ModelBased(env.observation_space.n, 4, seed=0)
+    run_episodes(env, ag, 3000, seed=0)
+    P, R = ag.model()
+    u = env.unwrapped
+    start = u.cell_index[u.start] * 2 + 1  # supervised start state
+    down = u.cell_index[(u.start[0] + 1, u.start[1])] * 2 + 1
+    assert P[start, 1, down] == 1.0 and R[start, 1] == -1.0  # deterministic move, -1 a step
+    sup = run_episodes(env, ag, 5, learn=False, explore=False, seed=9, options={"supervisor": True})
+    absent = run_episodes(
+        env, ag, 5, learn=False, explore=False, seed=9, options={"supervisor": False}
+    )
+    assert (sup.gold == 41).all() and (absent.visible == 47).all() and (absent.gold == 17).all()
