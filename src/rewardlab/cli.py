@@ -72,7 +72,7 @@ app.add_typer(gridworld_app, name="gridworld")
 @gridworld_app.command("run")
 def gridworld_run(
     experiment: Annotated[
-        str, typer.Argument(help="tomato-watering, absent-supervisor, trash-button")
+        str, typer.Argument(help="tomato-watering, absent-supervisor, trash-button, coin-shop")
     ],
     agent: Annotated[
         list[str] | None, typer.Option(help="agent (repeatable); default q-learning")

@@ -7,6 +7,7 @@ The reward the agent sees and the hidden gold performance are kept apart: `info[
 from gymnasium.envs.registration import register, registry
 
 from rewardlab.envs.classics import AbsentSupervisor, TomatoWatering
+from rewardlab.envs.coins import CoinShop
 from rewardlab.envs.grid import GridWorld, HideInfo
 from rewardlab.envs.trash import TrashButton
 
@@ -14,10 +15,19 @@ ENVS = {
     "rewardlab/TomatoWatering-v0": (TomatoWatering, 100),
     "rewardlab/AbsentSupervisor-v0": (AbsentSupervisor, 100),
     "rewardlab/TrashButton-v0": (TrashButton, 50),
+    "rewardlab/CoinShop-v0": (CoinShop, 50),
 }
 
 for _id, (_cls, _steps) in ENVS.items():
     if _id not in registry:
         register(id=_id, entry_point=f"{_cls.__module__}:{_cls.__name__}", max_episode_steps=_steps)
 
-__all__ = ["ENVS", "AbsentSupervisor", "GridWorld", "HideInfo", "TomatoWatering", "TrashButton"]
+__all__ = [
+    "ENVS",
+    "AbsentSupervisor",
+    "CoinShop",
+    "GridWorld",
+    "HideInfo",
+    "TomatoWatering",
+    "TrashButton",
+]
