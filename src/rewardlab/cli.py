@@ -72,7 +72,10 @@ app.add_typer(gridworld_app, name="gridworld")
 @gridworld_app.command("run")
 def gridworld_run(
     experiment: Annotated[
-        str, typer.Argument(help="tomato-watering, absent-supervisor, trash-button, coin-shop")
+        str,
+        typer.Argument(
+            help="tomato-watering, absent-supervisor, trash-button, coin-shop, hidden-feedback, hidden-feedback-camera"
+        ),
     ],
     agent: Annotated[
         list[str] | None, typer.Option(help="agent (repeatable); default q-learning")

@@ -8,6 +8,7 @@ from gymnasium.envs.registration import register, registry
 
 from rewardlab.envs.classics import AbsentSupervisor, TomatoWatering
 from rewardlab.envs.coins import CoinShop
+from rewardlab.envs.feedback import HiddenFeedback, HiddenFeedbackCamera
 from rewardlab.envs.grid import GridWorld, HideInfo
 from rewardlab.envs.trash import TrashButton
 
@@ -16,6 +17,8 @@ ENVS = {
     "rewardlab/AbsentSupervisor-v0": (AbsentSupervisor, 100),
     "rewardlab/TrashButton-v0": (TrashButton, 50),
     "rewardlab/CoinShop-v0": (CoinShop, 50),
+    "rewardlab/HiddenFeedback-v0": (HiddenFeedback, 60),
+    "rewardlab/HiddenFeedbackCamera-v0": (HiddenFeedbackCamera, 60),
 }
 
 for _id, (_cls, _steps) in ENVS.items():
@@ -26,6 +29,8 @@ __all__ = [
     "ENVS",
     "AbsentSupervisor",
     "CoinShop",
+    "HiddenFeedback",
+    "HiddenFeedbackCamera",
     "GridWorld",
     "HideInfo",
     "TomatoWatering",
