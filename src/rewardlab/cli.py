@@ -74,7 +74,7 @@ def gridworld_run(
     experiment: Annotated[
         str,
         typer.Argument(
-            help="tomato-watering, absent-supervisor, trash-button, coin-shop, hidden-feedback, hidden-feedback-camera"
+            help="tomato-watering, absent-supervisor, trash-button, coin-shop, hidden-feedback, hidden-feedback-camera, reward-button"
         ),
     ],
     agent: Annotated[

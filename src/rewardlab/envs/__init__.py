@@ -10,6 +10,7 @@ from rewardlab.envs.classics import AbsentSupervisor, TomatoWatering
 from rewardlab.envs.coins import CoinShop
 from rewardlab.envs.feedback import HiddenFeedback, HiddenFeedbackCamera
 from rewardlab.envs.grid import GridWorld, HideInfo
+from rewardlab.envs.helper import RewardButton
 from rewardlab.envs.trash import TrashButton
 
 ENVS = {
@@ -19,6 +20,7 @@ ENVS = {
     "rewardlab/CoinShop-v0": (CoinShop, 50),
     "rewardlab/HiddenFeedback-v0": (HiddenFeedback, 60),
     "rewardlab/HiddenFeedbackCamera-v0": (HiddenFeedbackCamera, 60),
+    "rewardlab/RewardButton-v0": (RewardButton, 50),
 }
 
 for _id, (_cls, _steps) in ENVS.items():
@@ -31,6 +33,7 @@ __all__ = [
     "CoinShop",
     "HiddenFeedback",
     "HiddenFeedbackCamera",
+    "RewardButton",
     "GridWorld",
     "HideInfo",
     "TomatoWatering",
