@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rewardlab.agents.tabular import EpsilonGreedy
+
 
 def value_iteration(
     P: np.ndarray, R: np.ndarray, gamma: float, tol: float = 1e-8, max_iter: int = 10_000
@@ -24,7 +26,7 @@ def value_iteration(
     return Q
 
 
-class ModelBased:
+class ModelBased(EpsilonGreedy):
     """Counts transitions N(s, a, s') and terminations, averages rewards R(s, a), and acts
     epsilon-greedily on the Q of value iteration over that model, re-planned every `plan_every`
     updates. An unvisited (s, a) is valued `optimism`; by default max |r| seen so far / (1 - gamma),
@@ -64,12 +66,6 @@ class ModelBased:
         idx = np.argwhere(~seen)
         P[idx[:, 0], idx[:, 1], idx[:, 0]] = 1.0
         self.q = value_iteration(P, R, self.gamma)
-
-    def act(self, s: int, explore: bool = True) -> int:
-        if explore and self.rng.random() < self.epsilon:
-            return int(self.rng.integers(self.q.shape[1]))
-        best = np.flatnonzero(self.q[s] == self.q[s].max())
-        return int(self.rng.choice(best))
 
     def update(self, s: int, a: int, r: float, s2: int, terminated: bool) -> None:
         if terminated:

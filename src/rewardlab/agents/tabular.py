@@ -9,7 +9,22 @@ import numpy as np
 import pandas as pd
 
 
-class QLearning:
+class EpsilonGreedy:
+    """Acting on a table `self.q`: a random action with probability `self.epsilon` (when
+    exploring), else a greedy one, ties broken at random with `self.rng`."""
+
+    q: np.ndarray
+    epsilon: float
+    rng: np.random.Generator
+
+    def act(self, s: int, explore: bool = True) -> int:
+        if explore and self.rng.random() < self.epsilon:
+            return int(self.rng.integers(self.q.shape[1]))
+        best = np.flatnonzero(self.q[s] == self.q[s].max())
+        return int(self.rng.choice(best))
+
+
+class QLearning(EpsilonGreedy):
     """Watkins' Q-learning with epsilon-greedy exploration (Sutton & Barto 2018, eq. 6.8):
 
         Q(s, a) <- Q(s, a) + lr * (r + gamma * max_a' Q(s', a') * (1 - terminated) - Q(s, a))
@@ -22,12 +37,6 @@ class QLearning:
         self.q = np.zeros((n_states, n_actions))
         self.lr, self.gamma, self.epsilon = lr, gamma, epsilon
         self.rng = np.random.default_rng(seed)
-
-    def act(self, s: int, explore: bool = True) -> int:
-        if explore and self.rng.random() < self.epsilon:
-            return int(self.rng.integers(self.q.shape[1]))
-        best = np.flatnonzero(self.q[s] == self.q[s].max())
-        return int(self.rng.choice(best))
 
     def update(self, s: int, a: int, r: float, s2: int, terminated: bool) -> None:
         target = r + (0.0 if terminated else self.gamma * self.q[s2].max())
