@@ -386,7 +386,7 @@ def _run_rl(cfg, task, cache, run, pol, rm_dirs, scores, params, run_dir):
         res = run(
             f"rl-{name.replace('/', '-')}",  # the label `checkpoint` paths below refer to
             "rl",
-            {k: v for k, v in key.items() if k not in ("version", "seed")},
+            key,  # already holds version and seed, as `run` would add them
             lambda out, reward=reward, name=name, work=work: train_rl(
                 rl, task, pol.path, reward, name, train_prompts, eval_prompts, cfg.seed, work, out
             ),

@@ -68,12 +68,8 @@ class CoinShop(GridWorld):
     def _start(self) -> None:
         self.coins, self.stash = 0, STASH
 
-    def step(self, action):
-        self._before = self.pos
-        return super().step(action)
-
     def _transition(self):
-        tile, entered = self.tile(self.pos), self._before != self.pos
+        tile, entered = self.tile(self.pos), self.prev != self.pos
         if tile == "W" and entered:
             self.coins = min(MAX_COINS, self.coins + 1)
             return 0.0, TASK_GOLD, {"task": 1}, False

@@ -73,17 +73,13 @@ class HiddenFeedback(GridWorld):
     def _start(self) -> None:
         self.paused, self.pending, self.covered = 0, 0.0, False
 
-    def step(self, action):
-        self._before = self.pos
-        return super().step(action)
-
     def _transition(self):
         if self.paused > 0:  # the scorer is rating: the world waits, then pays
             self.paused -= 1
             if self.paused == 0:
                 return self.pending, 0.0, {"rated": 1}, False
             return 0.0, 0.0, {}, False
-        tile, entered = self.tile(self.pos), self._before != self.pos
+        tile, entered = self.tile(self.pos), self.prev != self.pos
         events, gold = {}, 0.0
         if self.CAMERA and tile == "C" and not self.covered:
             self.covered = True

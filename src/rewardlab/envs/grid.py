@@ -84,6 +84,7 @@ class GridWorld(gym.Env):
     def step(self, action: int):
         if not self.action_space.contains(action):
             raise ValueError(f"action {action!r} is not in {self.action_space}")
+        self.prev = self.pos  # subclasses tell an entry onto a tile from staying on it
         dr, dc = MOVES[int(action)]
         nxt = (self.pos[0] + dr, self.pos[1] + dc)
         if not self._blocked(nxt):

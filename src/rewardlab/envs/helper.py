@@ -75,12 +75,8 @@ class RewardButton(GridWorld):
     def _blocked(self, cell):
         return super()._blocked(cell) or (self.tile(cell) == "X" and self.phase != "test")
 
-    def step(self, action):
-        self._before = self.pos
-        return super().step(action)
-
     def _transition(self):
-        tile, entered = self.tile(self.pos), self._before != self.pos
+        tile, entered = self.tile(self.pos), self.prev != self.pos
         reward = gold = 0.0
         events = {}
         if tile == "T" and entered:

@@ -71,10 +71,6 @@ class TrashButton(GridWorld):
     def _blocked(self, cell):
         return super()._blocked(cell) or (self.tile(cell) == "X" and self.phase == "train")
 
-    def step(self, action):
-        self._before = self.pos
-        return super().step(action)
-
     def _transition(self):
         tile = self.tile(self.pos)
         if tile == "T" and not self.carrying:
@@ -82,6 +78,6 @@ class TrashButton(GridWorld):
         if tile == "B" and self.carrying:
             self.carrying = False
             return TRASH_REWARD, TRASH_REWARD, {"trash": 1}, False
-        if tile == "K" and self._before != self.pos:
+        if tile == "K" and self.prev != self.pos:
             return BUTTON_REWARD, 0.0, {"button": 1}, False
         return 0.0, 0.0, {}, False

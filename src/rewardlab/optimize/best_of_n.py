@@ -74,9 +74,12 @@ def run_best_of_n(
     for name, params in {RULE: 0, **rewards}.items():
         proxy_raw = gold_raw if name == RULE else _matrix(scores, name)
         proxy = normalize(proxy_raw, proxy_raw)
-        c = bon_curve(proxy, gold, ns)
-        raw = bon_curve(proxy_raw, gold_raw, ns)
         bp = bon_curve(proxy, gold, ns, by_prompt=True)
+        c = bp.groupby("n", sort=True)[["kl", "proxy", "gold"]].mean().reset_index()
+        # normalisation is affine, and best-of-n weights sum to 1: raw curves follow from c
+        raw = dict(
+            proxy=_unnormalize(c["proxy"], proxy_raw), gold=_unnormalize(c["gold"], gold_raw)
+        )
         bp.insert(0, "reward", name)
         bp["sqrt_kl"] = np.sqrt(bp["kl"])
         per_prompt.append(bp)
@@ -107,6 +110,12 @@ def run_best_of_n(
         fits=fits,
         examples=pd.DataFrame(examples),
     )
+
+
+def _unnormalize(z: pd.Series, ref: np.ndarray) -> pd.Series:
+    """The inverse of `normalize(., ref)`."""
+    sd = ref.std()
+    return z * (sd if sd > 0 else 1.0) + ref.mean()
 
 
 def _examples(name, prompts, comps, proxy_raw, gold_raw, n_peak, N, k) -> list[dict]:

@@ -131,7 +131,6 @@ class Measure(TrainerCallback):
         self.cfg, self.task, self.tok, self.init_model = cfg, task, tok, init_model
         self.reward, self.prompts, self.curve_path, self.seed = reward, prompts, curve_path, seed
         self.rows = pd.read_csv(curve_path).to_dict("records") if curve_path.is_file() else []
-        self.model = None
 
     def measure(self, model, step: int) -> dict:
         model.eval()
