@@ -4,14 +4,21 @@ A stage's folder is ``<cache>/<stage>-<hash>/``; it is built under a temporary n
 when complete, with ``meta.json`` listing every file's size and SHA-256. A folder without
 ``meta.json`` is never taken for a finished one; a finished one whose files no longer match their
 checksums is reported as corrupt.
+
+Several processes (a sweep's workers, on one machine or on a cluster sharing the folder) may ask
+for the same stage at once: the builder holds an exclusive lock on ``.<stage>-<hash>.lock``
+(``fcntl.flock``) and the others wait for it, then find the finished folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,41 +94,65 @@ class Cache:
         removed once the stage is finished."""
         return self.root / f"{name}-{digest({'stage': name, **key})}.partial"
 
+    @contextlib.contextmanager
+    def _locked(self, name: str, h: str):
+        """Hold the exclusive lock of stage `name`-`h`, logging when another holder is waited on."""
+        with (self.root / f".{name}-{h}.lock").open("a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.log(f"[{name}] waiting for another process building {name}-{h} ...")
+                fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _cached(self, name: str, final: Path, h: str) -> StageResult | None:
+        if not (final / META).exists():
+            return None
+        meta = verify(final)
+        self.log(f"[{name}] cached  {final}")
+        return StageResult(name, final, h, False, meta.get("seconds", 0.0))
+
     def stage(self, name: str, key: dict, build: Callable[[Path], None]) -> StageResult:
         """Return the stage folder for `key`, building it with ``build(tmp_folder)`` if missing."""
         h = digest({"stage": name, **key})
         final = self.root / f"{name}-{h}"
-        if (final / META).exists():
-            meta = verify(final)
-            res = StageResult(name, final, h, False, meta.get("seconds", 0.0))
-            self.log(f"[{name}] cached  {final}")
-        else:
-            if final.exists():  # a folder without meta.json: not ours to trust, rebuild it
-                shutil.rmtree(final)
-            tmp = self.root / f".{name}-{h}.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            self.log(f"[{name}] building ...")
-            t0 = time.perf_counter()
-            try:
-                build(tmp)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            seconds = time.perf_counter() - t0
-            files = {
-                str(f.relative_to(tmp)): {"size": f.stat().st_size, "sha256": _sha256(f)}
-                for f in sorted(tmp.rglob("*"))
-                if f.is_file()
-            }
-            meta = {"stage": name, "hash": h, "key": key, "seconds": seconds, "files": files}
-            (tmp / META).write_text(json.dumps(meta, indent=1, default=str))
-            os.replace(tmp, final)
-            shutil.rmtree(self.work_dir(name, key), ignore_errors=True)
-            res = StageResult(name, final, h, True, seconds)
-            self.log(f"[{name}] built in {seconds:.1f}s  {final}")
+        res = self._cached(name, final, h)
+        if res is None:
+            with self._locked(name, h):
+                res = self._cached(name, final, h) or self._build(name, key, h, final, build)
         self.results.append(res)
         return res
+
+    def _build(
+        self, name: str, key: dict, h: str, final: Path, build: Callable[[Path], None]
+    ) -> StageResult:
+        if final.exists():  # a folder without meta.json: not ours to trust, rebuild it
+            shutil.rmtree(final)
+        tmp = self.root / f".{name}-{h}.tmp-{socket.gethostname()}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.log(f"[{name}] building ...")
+        t0 = time.perf_counter()
+        try:
+            build(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        seconds = time.perf_counter() - t0
+        files = {
+            str(f.relative_to(tmp)): {"size": f.stat().st_size, "sha256": _sha256(f)}
+            for f in sorted(tmp.rglob("*"))
+            if f.is_file()
+        }
+        meta = {"stage": name, "hash": h, "key": key, "seconds": seconds, "files": files}
+        (tmp / META).write_text(json.dumps(meta, indent=1, default=str))
+        os.replace(tmp, final)
+        shutil.rmtree(self.work_dir(name, key), ignore_errors=True)
+        self.log(f"[{name}] built in {seconds:.1f}s  {final}")
+        return StageResult(name, final, h, True, seconds)
 
 
 def link_tree(src: Path, dst: Path) -> None:

@@ -65,6 +65,41 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a finished run folder")
     typer.echo(f"\nreport: {run_dir / 'report.html'}")
 
 
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="sweep YAML (a base study and a grid)")],
+    backend: Annotated[
+        str | None, typer.Option(help="process (default) or ray; overrides the sweep file")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="studies run at once (default: the file's, or cores)")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: start a local Ray)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="sweep folder (default runs/<sweep>)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list the studies and stop (nothing is run)")
+    ] = False,
+) -> None:
+    """Run (or resume) every study of a sweep, gather their results and write the sweep report."""
+    from rewardlab.sweep import expand, load_sweep, run_sweep
+
+    cfg = load_sweep(sweep_file)
+    if backend is not None and backend not in ("process", "ray"):
+        raise RewardLabError(f"--backend {backend!r}: expected 'process' or 'ray'")
+    points = expand(cfg, str(sweep_file))
+    if dry_run:
+        for p in points:
+            typer.echo(f"{p.id}  " + "  ".join(f"{k}={v}" for k, v in p.values.items()))
+        typer.echo(f"{len(points)} studies")
+        return
+    folder = run_sweep(
+        cfg, out, backend=backend, workers=workers, address=address, source=str(sweep_file)
+    )
+    typer.echo(f"\nsweep folder: {folder}\nreport:       {folder / 'report.html'}")
+
+
 gridworld_app = typer.Typer(help="Reward-tampering gridworlds: run the thought experiments.")
 app.add_typer(gridworld_app, name="gridworld")
 

@@ -150,7 +150,7 @@ class StudyConfig(Strict):
         return self
 
 
-def _set_key(data: dict, dotted: str, value: Any, source: str) -> None:
+def set_key(data: dict, dotted: str, value: Any, source: str) -> None:
     keys = dotted.split(".")
     cur: Any = data
     for i, k in enumerate(keys[:-1]):
@@ -208,7 +208,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(data, dict):
             raise RewardLabError(f"config file {source} must hold a mapping at the top level")
     for key, value in parse_overrides(overrides or []):
-        _set_key(data, key, value, source)
+        set_key(data, key, value, source)
     if overrides:
         source += " with --set " + " ".join(overrides)
     try:

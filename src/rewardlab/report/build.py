@@ -82,6 +82,9 @@ def load_results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.Da
         }
         ex_path = run_dir / "examples.csv"
         examples = pd.read_csv(ex_path) if ex_path.is_file() else pd.DataFrame()
+        for col in ("prompt", "completion"):  # an empty completion reads back as NaN
+            if col in examples:
+                examples[col] = examples[col].fillna("")
     except Exception as exc:
         raise RewardLabError(
             f"could not read the results in {run_dir}: {type(exc).__name__}: {exc}"

@@ -1,0 +1,354 @@
+"""Sweeps: a grid over study config keys, expanded into studies that share the stage cache.
+
+A sweep file::
+
+    sweep: gao-scaling
+    base: quick.yaml              # a study YAML (relative to this file) or an inline mapping
+    set: {bon.prompts: 48}        # overrides applied to every study
+    grid:                         # the product of the lists; the last key varies fastest
+      reward_models.0.model.n_embd: [8, 32, 96]
+      seed: [0, 1, 2]
+
+``grid`` may also be a list of such mappings: the sweep is then the union of their products
+(for example a size axis and a data axis that share one point). Every study is validated before
+any work starts. Studies run on a local process pool (default) or on Ray; each writes its own run
+folder ``<out>/studies/<id>/``, and the sweep gathers their curves and summaries with one column
+per swept key. A killed sweep resumes: a study whose run folder holds ``done.json`` for the same
+config is not run again, and stages finished inside unfinished studies are taken from the cache.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import Field, ValidationError
+
+from rewardlab.cache import digest, write_atomic
+from rewardlab.config import (
+    Strict,
+    StudyConfig,
+    dump_config,
+    format_validation_error,
+    set_key,
+)
+from rewardlab.errors import RewardLabError
+
+DONE = "done.json"
+
+
+class SweepConfig(Strict):
+    """A sweep file: a base study, overrides for all, and a grid (or a list of grids)."""
+
+    sweep: str = Field(..., description="name; the default output folder is runs/<sweep>")
+    base: str | dict[str, Any] = Field(
+        ..., description="study YAML path (relative to the sweep file) or an inline study mapping"
+    )
+    set: dict[str, Any] = Field(default_factory=dict, description="overrides for every study")
+    grid: dict[str, list[Any]] | list[dict[str, list[Any]]] = Field(
+        ..., description="dotted key -> values; a list of grids is the union of their products"
+    )
+    backend: Literal["process", "ray"] = Field("process", description="where studies run")
+    workers: int | None = Field(None, ge=1, description="parallel studies (default: cores)")
+    cache_dir: str | None = Field(None, description="overrides the studies' cache_dir")
+
+
+@dataclass
+class Point:
+    """One study of a sweep: its id, the swept values that define it and its resolved config."""
+
+    id: str
+    values: dict[str, Any]
+    config: StudyConfig
+    blocks: list[int]  # the grids (of a list of grids) this study belongs to
+
+    @property
+    def key(self) -> str:
+        """Hash of the resolved config: a finished study is reused only for the same config."""
+        return digest(self.config.model_dump(mode="json"))
+
+
+def _read_yaml(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise RewardLabError(f"{what} {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RewardLabError(f"{what} {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise RewardLabError(f"{what} {path} must hold a mapping at the top level")
+    return data
+
+
+def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
+    """Read and validate a sweep file (unknown keys, empty grids and bad types are errors)."""
+    path = Path(path)
+    data = _read_yaml(path, "sweep file")
+    data.update(overrides or {})
+    try:
+        cfg = SweepConfig.model_validate(data)
+    except ValidationError as err:
+        raise RewardLabError(format_validation_error(err, f"sweep file {path}")) from None
+    grids = cfg.grid if isinstance(cfg.grid, list) else [cfg.grid]
+    if not grids or any(not g for g in grids):
+        raise RewardLabError(f"sweep file {path}: 'grid' is empty; give at least one key")
+    for g in grids:
+        for k, v in g.items():
+            if not v:
+                raise RewardLabError(f"sweep file {path}: grid key {k!r} has no values")
+    if isinstance(cfg.base, str) and not Path(cfg.base).is_absolute():
+        cfg.base = str(path.parent / cfg.base)
+    return cfg
+
+
+def _label(v: Any) -> Any:
+    """A swept value as a table cell: scalars as they are, anything else as compact JSON."""
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    return json.dumps(v, sort_keys=True, separators=(",", ":"))
+
+
+def expand(cfg: SweepConfig, source: str = "sweep") -> list[Point]:
+    """Every study of the sweep, validated; duplicates (the same swept values) appear once.
+
+    Raises:
+        RewardLabError: naming the grid point and the key that make a study invalid.
+    """
+    base = (
+        _read_yaml(Path(cfg.base), "base study")
+        if isinstance(cfg.base, str)
+        else copy.deepcopy(cfg.base)
+    )
+    grids = cfg.grid if isinstance(cfg.grid, list) else [cfg.grid]
+    points: list[Point] = []
+    seen: dict[str, Point] = {}
+    for b, g in enumerate(grids):
+        keys = list(g)
+        for combo in itertools.product(*(g[k] for k in keys)):
+            values = dict(zip(keys, combo, strict=True))
+            ident = json.dumps({k: _label(v) for k, v in values.items()}, sort_keys=True)
+            if ident in seen:
+                seen[ident].blocks.append(b)
+                continue
+            pid = f"{cfg.sweep}-{len(points):03d}"
+            data = copy.deepcopy(base)
+            where = f"{source}, study {pid} ({', '.join(f'{k}={_label(v)}' for k, v in values.items())})"
+            for k, v in {**cfg.set, **values}.items():
+                try:
+                    set_key(data, k, copy.deepcopy(v), where)
+                except (TypeError, ValueError, IndexError, AttributeError):
+                    raise RewardLabError(
+                        f"{where}: key {k!r} does not fit the study config"
+                    ) from None
+            data["study"] = pid
+            if cfg.cache_dir:
+                data["cache_dir"] = cfg.cache_dir
+            try:
+                study_cfg = StudyConfig.model_validate(data)
+            except ValidationError as err:
+                raise RewardLabError(format_validation_error(err, where)) from None
+            points.append(Point(pid, values, study_cfg, [b]))
+            seen[ident] = points[-1]
+    return points
+
+
+# ---------------------------------------------------------------- running one study
+
+
+def run_point(config_json: str, run_dir: str, threads: int) -> dict:
+    """Run one study in the current process (a pool or Ray worker); return its status.
+
+    The study's log goes to ``<run_dir>/log.txt``; an exception is returned, not raised, so the
+    sweep can report it and go on with the other studies.
+    """
+    import torch
+
+    from rewardlab.study import run_study
+
+    torch.set_num_threads(threads)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = StudyConfig.model_validate_json(config_json)
+    t0 = time.perf_counter()
+    with (out / "log.txt").open("a") as logf:
+
+        def log(msg: str) -> None:
+            logf.write(msg + "\n")
+            logf.flush()
+
+        try:
+            study = run_study(cfg, out, log=log)
+        except Exception as exc:
+            log(traceback.format_exc())
+            msg = str(exc) if isinstance(exc, RewardLabError) else f"{type(exc).__name__}: {exc}"
+            return {"ok": False, "error": msg, "seconds": time.perf_counter() - t0}
+    stages = {k: round(r.seconds, 2) for k, r in study.stages.items() if r.built}
+    return {"ok": True, "seconds": time.perf_counter() - t0, "built": stages}
+
+
+# ---------------------------------------------------------------- backends
+
+
+def _run_process(jobs: list[tuple[str, str, int]], workers: int, on_done: Callable) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futs = {pool.submit(run_point, *job): job for job in jobs}
+        for fut in as_completed(futs):
+            on_done(futs[fut][1], fut.result())
+
+
+def _run_ray(
+    jobs: list[tuple[str, str, int]], workers: int, on_done: Callable, address: str | None
+) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise RewardLabError(
+            "backend 'ray' needs the ray package: pip install 'rewardlab[ray]'"
+        ) from None
+    started = not ray.is_initialized()
+    if started:
+        kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        if address:
+            ray.init(address=address, **kw)
+        else:
+            ray.init(num_cpus=workers, **kw)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
+        refs = {remote.remote(*job): job for job in jobs}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            on_done(refs[ready[0]][1], ray.get(ready[0]))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ---------------------------------------------------------------- the sweep
+
+
+def run_sweep(
+    cfg: SweepConfig,
+    out: str | Path | None = None,
+    *,
+    backend: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    log: Callable[[str], None] = print,
+    source: str = "sweep",
+) -> Path:
+    """Run (or resume) every study of `cfg`, then gather and report; return the sweep folder.
+
+    Writes ``sweep.yaml`` (resolved), ``studies.csv`` (id, swept values, status, seconds),
+    ``curves.csv`` and ``summary.csv`` (every study's rows plus the swept columns),
+    ``reward_models.csv``, ``rl_measurements.csv`` and the sweep report.
+
+    Raises:
+        RewardLabError: when some studies failed (after the others finished and were gathered).
+    """
+    points = expand(cfg, source)
+    out = Path(out or Path("runs") / cfg.sweep)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "sweep.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    backend = backend or cfg.backend
+    workers = workers or cfg.workers or os.cpu_count() or 1
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    status: dict[str, dict] = {}
+    jobs = []
+    for p in points:
+        d = out / "studies" / p.id
+        done = d / DONE
+        if done.is_file() and json.loads(done.read_text()).get("key") == p.key:
+            status[p.id] = {"ok": True, "seconds": 0.0, "resumed": True}
+            continue
+        d.mkdir(parents=True, exist_ok=True)
+        write_atomic(d / "config.yaml", dump_config(p.config))
+        jobs.append((p.config.model_dump_json(), str(d), threads))
+    log(
+        f"[sweep] {cfg.sweep}: {len(points)} studies, {len(points) - len(jobs)} already finished; "
+        f"running {len(jobs)} on {backend} with {workers} workers × {threads} threads"
+    )
+    by_dir = {str(out / "studies" / p.id): p for p in points}
+    t0 = time.perf_counter()
+
+    def on_done(run_dir: str, res: dict) -> None:
+        p = by_dir[run_dir]
+        status[p.id] = res
+        if res["ok"]:
+            write_atomic(Path(run_dir) / DONE, json.dumps({"key": p.key, **res}, indent=1))
+        n = sum(1 for s in status.values() if not s.get("resumed"))
+        what = "done" if res["ok"] else f"FAILED: {res['error']}"
+        log(
+            f"[sweep] {n}/{len(jobs)} {p.id} {what} in {res['seconds']:.0f}s "
+            f"(elapsed {time.perf_counter() - t0:.0f}s)"
+        )
+
+    if jobs:
+        if backend == "ray":
+            _run_ray(jobs, workers, on_done, address)
+        else:
+            _run_process(jobs, workers, on_done)
+    swept = list(dict.fromkeys(k for p in points for k in p.values))
+    table = pd.DataFrame(
+        [
+            {"study": p.id, **{k: _label(p.values.get(k)) for k in swept},
+             "blocks": " ".join(map(str, p.blocks)), "seed": p.config.seed,
+             "flip_rate": p.config.preferences.flip_rate,
+             "rl_beta": p.config.rl.beta if p.config.rl else None,
+             "ok": status[p.id]["ok"], "seconds": status[p.id]["seconds"],
+             "error": status[p.id].get("error", "")}
+            for p in points
+        ]
+    )  # fmt: skip
+    table.to_csv(out / "studies.csv", index=False)
+    gather(out, points)
+    from rewardlab.report.sweep import build_sweep_report
+
+    build_sweep_report(out)
+    failed = table[~table.ok]
+    if len(failed):
+        raise RewardLabError(
+            f"{len(failed)} of {len(points)} studies failed (see {out / 'studies.csv'} and each "
+            f"study's log.txt): " + "; ".join(f"{r.study}: {r.error}" for r in failed.itertuples())
+        )
+    return out
+
+
+GATHERED = ("curves.csv", "summary.csv", "reward_models.csv", "rl_measurements.csv")
+
+
+def gather(out: Path, points: list[Point]) -> None:
+    """Concatenate each finished study's tables, with `study` and the swept values as columns."""
+    swept = list(dict.fromkeys(k for p in points for k in p.values))
+    for name in GATHERED:
+        frames = []
+        for p in points:
+            f = out / "studies" / p.id / name
+            if not (out / "studies" / p.id / DONE).is_file() or not f.is_file():
+                continue
+            df = pd.read_csv(f)
+            cols = {"study": p.id, **{k: _label(p.values.get(k)) for k in swept}}
+            cols.setdefault("seed", p.config.seed)
+            for i, (k, v) in enumerate(cols.items()):
+                if k in df.columns:
+                    df[k] = v
+                else:
+                    df.insert(i, k, v)
+            frames.append(df)
+        if frames:
+            pd.concat(frames, ignore_index=True).to_csv(out / name, index=False)
