@@ -344,11 +344,9 @@ def gather(out: Path, points: list[Point]) -> None:
             df = pd.read_csv(f)
             cols = {"study": p.id, **{k: _label(p.values.get(k)) for k in swept}}
             cols.setdefault("seed", p.config.seed)
+            df = df.drop(columns=[k for k in cols if k in df.columns])
             for i, (k, v) in enumerate(cols.items()):
-                if k in df.columns:
-                    df[k] = v
-                else:
-                    df.insert(i, k, v)
+                df.insert(i, k, v)
             frames.append(df)
         if frames:
             pd.concat(frames, ignore_index=True).to_csv(out / name, index=False)

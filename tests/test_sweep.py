@@ -1,0 +1,175 @@
+import json
+import multiprocessing as mp
+import os
+
+import pandas as pd
+import pytest
+import yaml
+
+from rewardlab.cache import Cache
+from rewardlab.errors import RewardLabError
+from rewardlab.sweep import expand, load_sweep, run_sweep
+from tests.conftest import tiny_config_dict
+
+RL = dict(
+    steps=2,
+    measure_every=1,
+    prompts_per_step=2,
+    generations=4,
+    measure_prompts=2,
+    measure_samples=4,
+    rewards=["rule", "rm"],
+)
+
+
+def write_sweep(tmp_path, grid, **extra) -> str:
+    base = tiny_config_dict(tmp_path)
+    base["reward_models"] = [
+        {"name": "rm", "model": {"n_layer": 1, "n_embd": 8, "n_head": 2}, "epochs": 1}
+    ]
+    base["rl"] = RL
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    sweep = {"sweep": "t", "base": "base.yaml", "grid": grid, **extra}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
+    return str(tmp_path / "sweep.yaml")
+
+
+def test_expand_product_union_and_overrides(tmp_path):
+    path = write_sweep(
+        tmp_path,
+        [
+            {"reward_models.0.model.n_embd": [4, 8], "seed": [0, 1, 2]},
+            {"seed": [0], "rl.beta": [0.0, 0.5]},
+        ],  # fmt: skip
+        set={"bon.n": 8},
+    )
+    points = expand(load_sweep(path))
+    # 2 x 3 from the first grid; the second adds (seed 0, beta 0) and (seed 0, beta 0.5), each new
+    assert len(points) == 8
+    assert [p.values["seed"] for p in points[:3]] == [0, 1, 2]  # the last key varies fastest
+    assert [p.config.reward_models[0].model.n_embd for p in points[:6]] == [4, 4, 4, 8, 8, 8]
+    assert all(p.config.bon.n == 8 for p in points)
+    assert points[7].config.rl.beta == 0.5 and points[7].blocks == [1]
+    assert [p.id for p in points[:2]] == ["t-000", "t-001"]
+    assert points[0].config.study == "t-000"
+    # the same values in two grids are one study that belongs to both
+    path = write_sweep(tmp_path, [{"seed": [0, 1]}, {"seed": [1, 2]}])
+    points = expand(load_sweep(path))
+    assert [p.values for p in points] == [{"seed": 0}, {"seed": 1}, {"seed": 2}]
+    assert points[1].blocks == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("sweep", "message"),
+    [
+        ({"grid": {"seed": [0]}, "colour": "red"}, "unknown key 'colour'"),
+        ({"grid": {}}, "'grid' is empty"),
+        ({"grid": {"seed": []}}, "grid key 'seed' has no values"),
+        ({"grid": {"seed": [0, "one"]}}, "study t-001 (seed=one): 'seed'"),
+        ({"grid": {"reward_models.0.colour": [1]}}, "unknown key 'reward_models.0.colour'"),
+        ({"grid": {"reward_models.3.epochs": [1]}}, "no list item '3'"),
+        ({"grid": {"bon.n": ["many"]}}, "'bon.n'"),
+        ({"grid": {"seed": [0]}, "backend": "slurm"}, "'backend'"),
+    ],
+)
+def test_bad_sweep_files_fail_before_any_work(tmp_path, sweep, message):
+    path = write_sweep(tmp_path, **sweep)
+    with pytest.raises(RewardLabError, match="sweep|study") as err:
+        run_sweep(load_sweep(path), tmp_path / "out", log=lambda m: None)
+    assert message in str(err.value)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_missing_base_is_named(tmp_path):
+    (tmp_path / "s.yaml").write_text("sweep: t\nbase: nowhere.yaml\ngrid: {seed: [0]}\n")
+    with pytest.raises(RewardLabError, match="nowhere.yaml does not exist"):
+        expand(load_sweep(tmp_path / "s.yaml"))
+
+
+def test_sweep_runs_gathers_and_resumes(tmp_path):
+    path = write_sweep(tmp_path, {"reward_models.0.model.n_embd": [4, 8], "seed": [0, 1]})
+    msgs = []
+    out = run_sweep(load_sweep(path), tmp_path / "out", workers=2, log=msgs.append)
+    studies = pd.read_csv(out / "studies.csv")
+    assert studies.ok.all() and len(studies) == 4
+    curves = pd.read_csv(out / "curves.csv")
+    assert list(curves.columns[:3]) == ["study", "reward_models.0.model.n_embd", "seed"]
+    for sid, n_embd, seed in studies[["study", "reward_models.0.model.n_embd", "seed"]].values:
+        own = pd.read_csv(out / "studies" / sid / "curves.csv")
+        mine = curves[curves.study == sid]
+        assert len(mine) == len(own) and (mine["reward_models.0.model.n_embd"] == n_embd).all()
+        pd.testing.assert_frame_equal(
+            mine[own.columns].reset_index(drop=True), own, check_dtype=False
+        )
+        assert (mine.seed == seed).all()
+    assert set(curves.optimizer) == {"bon", "rl"}
+    assert (out / "report.html").stat().st_size > 1000
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary.study) == set(studies.study)
+    # the two seeds share nothing; the two sizes of one seed share policy, pools, preferences
+    built = {sid: json.loads((out / "studies" / sid / "done.json").read_text())["built"]
+             for sid in studies.study}  # fmt: skip
+    assert sum("policy" in b for b in built.values()) == 2
+    assert sum("rl-rule" in b for b in built.values()) == 2
+
+    # resume: nothing to do
+    msgs.clear()
+    run_sweep(load_sweep(path), tmp_path / "out", workers=2, log=msgs.append)
+    assert "4 already finished; running 0" in msgs[0]
+    # a study killed before it finished runs again, from the cache
+    (out / "studies" / "t-003" / "done.json").unlink()
+    msgs.clear()
+    run_sweep(load_sweep(path), tmp_path / "out", workers=1, log=msgs.append)
+    assert "running 1 " in msgs[0]
+    assert json.loads((out / "studies" / "t-003" / "done.json").read_text())["built"] == {}
+    pd.testing.assert_frame_equal(curves, pd.read_csv(out / "curves.csv"))
+
+
+def test_a_failing_study_is_reported_and_the_others_kept(tmp_path):
+    path = write_sweep(tmp_path, {"reward_models.0.train_pairs": [5, 100_000]})
+    with pytest.raises(RewardLabError, match=r"1 of 2 studies failed.*t-001.*train_pairs=100000"):
+        run_sweep(load_sweep(path), tmp_path / "out", workers=1, log=lambda m: None)
+    studies = pd.read_csv(tmp_path / "out" / "studies.csv")
+    assert studies.ok.tolist() == [True, False]
+    assert set(pd.read_csv(tmp_path / "out" / "curves.csv").study) == {"t-000"}
+
+
+def test_process_and_ray_backends_give_the_same_numbers(tmp_path):
+    pytest.importorskip("ray")
+    grid = {"reward_models.0.model.n_embd": [4, 8], "seed": [0]}
+    frames = {}
+    for backend in ("process", "ray"):
+        d = tmp_path / backend
+        d.mkdir()
+        path = write_sweep(d, grid, cache_dir=str(d / "cache"))  # nothing shared between them
+        out = run_sweep(load_sweep(path), d / "out", backend=backend, workers=2, log=lambda m: None)
+        frames[backend] = pd.read_csv(out / "curves.csv")
+        assert all((d / "out" / "studies" / s / "done.json").is_file() for s in ("t-000", "t-001"))
+    pd.testing.assert_frame_equal(frames["process"], frames["ray"])
+
+
+def _build_counting(root, counter):
+    def build(out):
+        with open(counter, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        import time
+
+        time.sleep(0.5)
+        (out / "x.txt").write_text("done")
+
+    Cache(root, log=lambda m: None).stage("s", {"k": 1}, build)
+
+
+def test_concurrent_requests_for_one_stage_build_it_once(tmp_path):
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_build_counting, args=(tmp_path / "c", tmp_path / "n")) for _ in range(3)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert len((tmp_path / "n").read_text().split()) == 1
+    (stage,) = [p for p in (tmp_path / "c").iterdir() if p.name.startswith("s-")]
+    assert (stage / "x.txt").read_text() == "done"
