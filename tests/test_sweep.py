@@ -44,12 +44,15 @@ def test_expand_product_union_and_overrides(tmp_path):
         set={"bon.n": 8},
     )
     points = expand(load_sweep(path))
-    # 2 x 3 from the first grid; the second adds (seed 0, beta 0) and (seed 0, beta 0.5), each new
-    assert len(points) == 8
+    # 2 x 3 from the first grid; of the second, (seed 0, beta 0) is the first grid's
+    # (n_embd 8, seed 0) study (the base has n_embd 8 and beta 0): one new study
+    assert len(points) == 7
+    assert points[3].values == {"reward_models.0.model.n_embd": 8, "seed": 0}
+    assert points[3].blocks == [0, 1]
     assert [p.values["seed"] for p in points[:3]] == [0, 1, 2]  # the last key varies fastest
     assert [p.config.reward_models[0].model.n_embd for p in points[:6]] == [4, 4, 4, 8, 8, 8]
     assert all(p.config.bon.n == 8 for p in points)
-    assert points[7].config.rl.beta == 0.5 and points[7].blocks == [1]
+    assert points[6].config.rl.beta == 0.5 and points[6].blocks == [1]
     assert [p.id for p in points[:2]] == ["t-000", "t-001"]
     assert points[0].config.study == "t-000"
     # the same values in two grids are one study that belongs to both

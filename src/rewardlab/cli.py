@@ -78,6 +78,9 @@ def sweep(
         str | None, typer.Option(help="Ray cluster address (default: start a local Ray)")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="sweep folder (default runs/<sweep>)")] = None,
+    cache_dir: Annotated[
+        str | None, typer.Option(help="stage cache of every study (default: the studies' own)")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="list the studies and stop (nothing is run)")
     ] = False,
@@ -85,7 +88,7 @@ def sweep(
     """Run (or resume) every study of a sweep, gather their results and write the sweep report."""
     from rewardlab.sweep import expand, load_sweep, run_sweep
 
-    cfg = load_sweep(sweep_file)
+    cfg = load_sweep(sweep_file, {"cache_dir": cache_dir} if cache_dir else None)
     if backend is not None and backend not in ("process", "ray"):
         raise RewardLabError(f"--backend {backend!r}: expected 'process' or 'ray'")
     points = expand(cfg, str(sweep_file))

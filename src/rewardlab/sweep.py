@@ -119,7 +119,8 @@ def _label(v: Any) -> Any:
 
 
 def expand(cfg: SweepConfig, source: str = "sweep") -> list[Point]:
-    """Every study of the sweep, validated; duplicates (the same swept values) appear once.
+    """Every study of the sweep, validated; studies with the same resolved config appear once
+    (in the first grid that reaches them, listed in `blocks` of every grid that does).
 
     Raises:
         RewardLabError: naming the grid point and the key that make a study invalid.
@@ -136,13 +137,10 @@ def expand(cfg: SweepConfig, source: str = "sweep") -> list[Point]:
         keys = list(g)
         for combo in itertools.product(*(g[k] for k in keys)):
             values = dict(zip(keys, combo, strict=True))
-            ident = json.dumps({k: _label(v) for k, v in values.items()}, sort_keys=True)
-            if ident in seen:
-                seen[ident].blocks.append(b)
-                continue
             pid = f"{cfg.sweep}-{len(points):03d}"
             data = copy.deepcopy(base)
-            where = f"{source}, study {pid} ({', '.join(f'{k}={_label(v)}' for k, v in values.items())})"
+            shown = ", ".join(f"{k}={_label(v)}" for k, v in values.items())
+            where = f"{source}, study {pid} ({shown})"
             for k, v in {**cfg.set, **values}.items():
                 try:
                     set_key(data, k, copy.deepcopy(v), where)
@@ -150,13 +148,19 @@ def expand(cfg: SweepConfig, source: str = "sweep") -> list[Point]:
                     raise RewardLabError(
                         f"{where}: key {k!r} does not fit the study config"
                     ) from None
-            data["study"] = pid
+            data["study"] = cfg.sweep
             if cfg.cache_dir:
                 data["cache_dir"] = cfg.cache_dir
             try:
                 study_cfg = StudyConfig.model_validate(data)
             except ValidationError as err:
                 raise RewardLabError(format_validation_error(err, where)) from None
+            ident = digest(study_cfg.model_dump(mode="json"))
+            if ident in seen:  # the same study reached from another grid point
+                if b not in seen[ident].blocks:
+                    seen[ident].blocks.append(b)
+                continue
+            study_cfg.study = pid
             points.append(Point(pid, values, study_cfg, [b]))
             seen[ident] = points[-1]
     return points
