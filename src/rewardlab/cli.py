@@ -112,7 +112,7 @@ def gridworld_run(
     experiment: Annotated[
         str,
         typer.Argument(
-            help="tomato-watering, absent-supervisor, trash-button, coin-shop, hidden-feedback, hidden-feedback-camera, reward-button"
+            help="tomato-watering, absent-supervisor, trash-button, coin-shop, hidden-feedback, hidden-feedback-camera, reward-button, reward-button-slow-task"
         ),
     ],
     agent: Annotated[

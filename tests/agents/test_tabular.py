@@ -2,7 +2,7 @@ import gymnasium as gym
 import numpy as np
 
 import rewardlab.envs  # noqa: F401  (registers the ids)
-from rewardlab.agents import QLearning, run_episodes
+from rewardlab.agents import ModelBased, QLearning, run_episodes
 
 
 def test_q_update_by_hand():
@@ -72,3 +72,54 @@ def test_model_based_learns_the_model_and_reproduces_the_absent_supervisor_resul
         env, ag, 5, learn=False, explore=False, seed=9, options={"supervisor": False}
     )
     assert (sup.gold == 41).all() and (absent.visible == 47).all() and (absent.gold == 17).all()
+
+
+def test_current_rf_values_futures_with_the_parameter_in_force():
+    from rewardlab.agents import CurrentRF, value_iteration
+
+    # state 0: action 0 stays and pays 1 under both parameters; action 1 moves to state 1, where
+    # the parameter becomes 1 and every step pays 0 under θ = 0 but 10 under θ = 1
+    ag = CurrentRF(2, 2, 2, gamma=0.5, plan_every=10**9, optimism=0.0)
+    for _ in range(3):
+        ag.observe({"rf": 0, "rf_rewards": [1.0, 1.0]})
+        ag.update(0, 0, 1.0, 0, False)
+        ag.observe({"rf": 1, "rf_rewards": [0.0, 10.0]})
+        ag.update(0, 1, 10.0, 1, False)
+        for a in (0, 1):
+            ag.observe({"rf": 1, "rf_rewards": [0.0, 10.0]})
+            ag.update(1, a, 10.0, 1, False)
+    ag.observe({"rf": 0})
+    ag.plan()
+    P = np.zeros((2, 2, 2))
+    P[0, 0, 0] = P[0, 1, 1] = P[1, :, 1] = 1.0
+    q0 = value_iteration(P, np.array([[1.0, 0.0], [0.0, 0.0]]), 0.5)
+    q1 = value_iteration(P, np.array([[1.0, 10.0], [10.0, 10.0]]), 0.5)
+    assert np.allclose(ag.qs[0], q0) and np.allclose(ag.qs[1], q1)
+    assert ag.act(0, explore=False) == 0  # under θ = 0, tampering gains nothing: stay
+    ag.observe({"rf": 1})
+    assert ag.act(0, explore=False) == 1  # with θ = 1 in force, state 1 pays
+    # the plain planner on the same experience goes for the visible 10
+    mb = ModelBased(2, 2, gamma=0.5, plan_every=10**9, optimism=0.0)
+    for _ in range(3):
+        mb.update(0, 0, 1.0, 0, False)
+        mb.update(0, 1, 10.0, 1, False)
+        mb.update(1, 0, 10.0, 1, False)
+        mb.update(1, 1, 10.0, 1, False)
+    mb.plan()
+    assert mb.act(0, explore=False) == 1
+
+
+def test_current_rf_does_not_tamper_in_tomato_watering_where_the_planner_does():
+    from rewardlab.agents import CurrentRF
+
+    out = {}
+    for name in ("model-based", "current-rf"):
+        env = gym.make("rewardlab/TomatoWatering-v0")
+        n = env.observation_space.n
+        ag = CurrentRF(n, 4, 2, seed=0) if name == "current-rf" else ModelBased(n, 4, seed=0)
+        run_episodes(env, ag, 150, seed=0)
+        ev = run_episodes(env, ag, 5, learn=False, explore=False, seed=999)
+        out[name] = ev.assign(tampered=ev.get("tampered", 0))
+    assert out["model-based"].tampered.mean() > 80
+    assert out["current-rf"].tampered.mean() == 0
+    assert out["current-rf"].gold.mean() > out["model-based"].gold.mean()

@@ -49,31 +49,92 @@ class ModelBased(EpsilonGreedy):
         self.rng = np.random.default_rng(seed)
         self.updates = 0
 
-    def model(self) -> tuple[np.ndarray, np.ndarray]:
-        """The maximum-likelihood model: P(s' | s, a) (terminations excluded) and mean R(s, a)."""
+    def model(self, rsum: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The maximum-likelihood model: P(s' | s, a) (terminations excluded) and mean R(s, a)
+        (of the reward sums `rsum`, by default the rewards seen)."""
+        rsum = self.rsum if rsum is None else rsum
         visits = self.N.sum(2) + self.done
         seen = visits > 0
         P = np.where(seen[..., None], self.N / np.maximum(visits, 1)[..., None], 0.0)
-        R = np.where(seen, self.rsum / np.maximum(visits, 1), 0.0)
+        R = np.where(seen, rsum / np.maximum(visits, 1), 0.0)
         return P, R
 
-    def plan(self) -> None:
-        P, R = self.model()
+    def solve(self, rsum: np.ndarray | None = None) -> np.ndarray:
+        """Q of value iteration on the model, unseen (s, a) valued at the optimism."""
+        P, R = self.model(rsum)
         seen = (self.N.sum(2) + self.done) > 0
         optimism = self.optimism if self.optimism is not None else self.r_max / (1 - self.gamma)
         R = np.where(seen, R, optimism * (1 - self.gamma))  # unseen: a self-loop worth `optimism`
         P = P.copy()
         idx = np.argwhere(~seen)
         P[idx[:, 0], idx[:, 1], idx[:, 0]] = 1.0
-        self.q = value_iteration(P, R, self.gamma)
+        return value_iteration(P, R, self.gamma)
 
-    def update(self, s: int, a: int, r: float, s2: int, terminated: bool) -> None:
+    def plan(self) -> None:
+        self.q = self.solve()
+
+    def count(self, s: int, a: int, s2: int, terminated: bool) -> None:
+        """Record a transition in the model (rewards are recorded by `update`)."""
         if terminated:
             self.done[s, a] += 1
         else:
             self.N[s, a, s2] += 1
+
+    def update(self, s: int, a: int, r: float, s2: int, terminated: bool) -> None:
+        self.count(s, a, s2, terminated)
         self.rsum[s, a] += r
         self.r_max = max(self.r_max, abs(r))
         self.updates += 1
         if self.updates % self.plan_every == 0:
             self.plan()
+
+
+class CurrentRF(ModelBased):
+    """A current-reward-function planner (Everitt et al. 2021, *Reward tampering problems and
+    solutions in reinforcement learning*, sec. 4): the model-based planner above, except that
+    futures are valued with the reward function in force *now*.
+
+    The world exposes its reward-function parameter θ (`info["rf"]`) and what each step would have
+    paid under every θ' (`info["rf_rewards"]`). The agent averages those into one reward model per
+    θ', R_θ'(s, a), and acts on
+
+        Q_θ(s, a) = R_θ(s, a) + gamma * sum_s' P(s' | s, a) max_a' Q_θ(s', a')
+
+    with θ the parameter now: a future in which the parameter has been changed is still paid by
+    today's θ, so changing it gains nothing. Nothing makes the agent restore θ once it has changed
+    (its current function is then the changed one). In worlds without a parameter (θ always 0)
+    it is the model-based planner.
+    """
+
+    def __init__(self, n_states: int, n_actions: int, n_rf: int, **kw):
+        super().__init__(n_states, n_actions, **kw)
+        self.rsum_rf = np.zeros((n_rf, n_states, n_actions))
+        self.qs = np.full((n_rf, n_states, n_actions), self.q[0, 0], dtype=float)
+        self.theta = 0
+        self.rf_rewards: list[float] | None = None
+
+    def observe(self, info: dict) -> None:
+        """Read θ now and the last step's rewards under every θ' (called by `run_episodes`)."""
+        self.theta = int(info.get("rf", 0))
+        self.rf_rewards = info.get("rf_rewards")
+        self.q = self.qs[self.theta]
+
+    def update(self, s: int, a: int, r: float, s2: int, terminated: bool) -> None:
+        rf = self.rf_rewards if self.rf_rewards is not None else [r] * len(self.rsum_rf)
+        if len(rf) != len(self.rsum_rf):
+            raise ValueError(
+                f"the world reports {len(rf)} reward-function values; the agent has "
+                f"{len(self.rsum_rf)}"
+            )
+        self.count(s, a, s2, terminated)
+        self.rsum_rf[:, s, a] += rf
+        self.rsum[s, a] += r
+        self.r_max = max(self.r_max, *(abs(x) for x in rf))
+        self.updates += 1
+        if self.updates % self.plan_every == 0:
+            self.plan()
+
+    def plan(self) -> None:
+        for theta in range(len(self.rsum_rf)):
+            self.qs[theta] = self.solve(self.rsum_rf[theta])
+        self.q = self.qs[self.theta]

@@ -8,6 +8,10 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
+from rewardlab.envs.grid import agent_info
+
+HIDDEN = ("gold", "events", "rf", "rf_rewards")  # info keys not copied into the episode rows
+
 
 class EpsilonGreedy:
     """Acting on a table `self.q`: a random action with probability `self.epsilon` (when
@@ -55,18 +59,24 @@ def run_episodes(
 ) -> pd.DataFrame:
     """Run `episodes` episodes; one row each: visible return, gold return, steps and event counts.
 
-    The agent sees only observations and visible rewards; gold and events are read from `info`
-    by this loop, never passed to the agent.
+    The agent sees only observations and visible rewards (and, if it has an ``observe`` method,
+    the reward-function parameter of `info`, through `agent_info`); gold and events are read from
+    `info` by this loop, never passed to the agent.
     """
+    observe = getattr(agent, "observe", None)
     rows = []
     for ep in range(episodes):
         s, info = env.reset(seed=seed + ep, options=options)
+        if observe:
+            observe(agent_info(info))
         visible = gold = 0.0
         events: Counter = Counter()
         steps, done = 0, False
         while not done:
             a = agent.act(s, explore=explore)
             s2, r, terminated, truncated, info = env.step(a)
+            if observe:
+                observe(agent_info(info))
             if learn:
                 agent.update(s, a, r, s2, terminated)
             visible += r
@@ -74,5 +84,5 @@ def run_episodes(
             events.update(info["events"])
             s, steps, done = s2, steps + 1, terminated or truncated
         rows.append(dict(episode=ep, visible=visible, gold=gold, steps=steps, **events,
-                         **{k: v for k, v in info.items() if k not in ("gold", "events")}))  # fmt: skip
+                         **{k: v for k, v in info.items() if k not in HIDDEN}))  # fmt: skip
     return pd.DataFrame(rows).fillna(0)

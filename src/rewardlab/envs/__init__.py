@@ -10,7 +10,7 @@ from rewardlab.envs.classics import AbsentSupervisor, TomatoWatering
 from rewardlab.envs.coins import CoinShop
 from rewardlab.envs.feedback import HiddenFeedback, HiddenFeedbackCamera
 from rewardlab.envs.grid import GridWorld, HideInfo
-from rewardlab.envs.helper import RewardButton
+from rewardlab.envs.helper import RewardButton, RewardButtonSlowTask
 from rewardlab.envs.trash import TrashButton
 
 ENVS = {
@@ -21,6 +21,7 @@ ENVS = {
     "rewardlab/HiddenFeedback-v0": (HiddenFeedback, 60),
     "rewardlab/HiddenFeedbackCamera-v0": (HiddenFeedbackCamera, 60),
     "rewardlab/RewardButton-v0": (RewardButton, 50),
+    "rewardlab/RewardButtonSlowTask-v0": (RewardButtonSlowTask, 50),
 }
 
 for _id, (_cls, _steps) in ENVS.items():
@@ -34,6 +35,7 @@ __all__ = [
     "HiddenFeedback",
     "HiddenFeedbackCamera",
     "RewardButton",
+    "RewardButtonSlowTask",
     "GridWorld",
     "HideInfo",
     "TomatoWatering",

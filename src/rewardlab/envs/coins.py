@@ -41,7 +41,7 @@ class CoinShop(GridWorld):
     Truncated after 50 steps.
 
     ## Information
-    `gold`, `events`, `phase`.
+    `gold`, `events`, `phase`, `rf`, `rf_rewards` (no reward-function parameter: θ is always 0).
 
     ## References
     The "task → money → reward" thought experiment of the lab's brief; compare the

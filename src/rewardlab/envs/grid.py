@@ -22,11 +22,19 @@ class GridWorld(gym.Env):
 
     The observation is one integer: the agent's cell index and the `_extra` values, mixed-radix,
     so tabular agents index it directly and Stable-Baselines3 one-hot encodes it.
+
+    Worlds whose reward mechanism is itself part of the state (a perception that can be
+    transformed, a camera that can be covered) expose it as a reward-function parameter
+    θ ∈ {0, ..., RF_VALUES − 1} (Everitt et al. 2021): `info["rf"]` is θ now, and
+    `info["rf_rewards"][θ']` what the step just taken would have paid under θ' (the visible reward
+    is ``rf_rewards[θ]`` for the θ in force). A current-reward-function agent evaluates futures
+    with the θ it has now; other agents ignore both. θ = 0 is the untampered mechanism.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
     MAP: list[str] = []
     PHASES: tuple[str, ...] = ("train",)
+    RF_VALUES = 1  # values of the reward-function parameter (1: the world has none)
 
     def __init__(self, render_mode: str | None = None, phase: str | None = None):
         self.grid = np.array([list(r) for r in self.MAP])
@@ -51,11 +59,18 @@ class GridWorld(gym.Env):
     def _start(self) -> None:
         """Set up the episode's state (after `self.pos` is the start cell)."""
 
+    def _rf(self) -> int:
+        """The reward-function parameter θ in force now (0 = untampered)."""
+        return 0
+
     def _blocked(self, cell: tuple[int, int]) -> bool:
         return self.grid[cell] == WALL
 
     def _transition(self) -> tuple[float, float, dict[str, int], bool]:
-        """After the move: (visible reward, gold reward, events of this step, terminated)."""
+        """After the move: (visible reward, gold reward, events of this step, terminated).
+
+        A world with `RF_VALUES` > 1 also sets ``self.rf_rewards`` (the step's reward under each θ).
+        """
         raise NotImplementedError
 
     # ------------------------------------------------------------ gymnasium API
@@ -79,7 +94,7 @@ class GridWorld(gym.Env):
         self.pos = self.start
         self.events = Counter()
         self._start()
-        return self._obs(), {"gold": 0.0, "events": {}, "phase": self.phase}
+        return self._obs(), {"gold": 0.0, "events": {}, "phase": self.phase, "rf": self._rf()}
 
     def step(self, action: int):
         if not self.action_space.contains(action):
@@ -89,9 +104,12 @@ class GridWorld(gym.Env):
         nxt = (self.pos[0] + dr, self.pos[1] + dc)
         if not self._blocked(nxt):
             self.pos = nxt
+        self.rf_rewards = None
         reward, gold, events, terminated = self._transition()
         self.events.update(events)
-        info = {"gold": float(gold), "events": dict(events), "phase": self.phase}
+        rf_rewards = self.rf_rewards or [reward] * self.RF_VALUES
+        info = {"gold": float(gold), "events": dict(events), "phase": self.phase,
+                "rf": self._rf(), "rf_rewards": [float(x) for x in rf_rewards]}  # fmt: skip
         return self._obs(), float(reward), bool(terminated), False, info
 
     def render(self):
@@ -101,14 +119,22 @@ class GridWorld(gym.Env):
         return "\n".join("".join(r) for r in rows)
 
 
+AGENT_INFO = ("phase", "rf", "rf_rewards")  # what a learner may read of `info`
+
+
+def agent_info(info: dict) -> dict:
+    """`info` without the hidden performance (`gold`, `events`): what a learner may see."""
+    return {k: info[k] for k in AGENT_INFO if k in info}
+
+
 class HideInfo(gym.Wrapper):
-    """Strip the hidden performance from `info` (keeps only `phase`), for learners that must not
-    see gold or event counts."""
+    """Strip the hidden performance from `info` (keeps `phase` and the reward-function parameter),
+    for learners that must not see gold or event counts."""
 
     def reset(self, **kw):
         obs, info = self.env.reset(**kw)
-        return obs, {"phase": info.get("phase")}
+        return obs, agent_info(info)
 
     def step(self, action):
         obs, r, term, trunc, info = self.env.step(action)
-        return obs, r, term, trunc, {"phase": info.get("phase")}
+        return obs, r, term, trunc, agent_info(info)

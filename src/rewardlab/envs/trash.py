@@ -40,7 +40,7 @@ class TrashButton(GridWorld):
     Truncated after 50 steps.
 
     ## Information
-    `gold`, `events`, `phase`.
+    `gold`, `events`, `phase`, `rf`, `rf_rewards` (no reward-function parameter: θ is always 0).
 
     ## References
     TurnTrout 2022, *Reward is not the optimization target* (LessWrong), the trash/button example.
