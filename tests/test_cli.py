@@ -118,3 +118,19 @@ def test_gridworld_run_writes_a_table_with_intervals(monkeypatch, capsys, tmp_pa
     assert (out / "report.html").is_file() and (out / "training.png").is_file()
     code, _, err = run_cli(monkeypatch, capsys, "gridworld", "run", "chess")
     assert code == 2 and "unknown gridworld experiment 'chess'" in err
+
+
+def test_sweep_dry_run_and_bad_sweep_files(monkeypatch, capsys, study_file, tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"sweep: s\nbase: {study_file.name}\ngrid: {{seed: [0, 1], bon.n: [8]}}\n")
+    code, out, _ = run_cli(monkeypatch, capsys, "sweep", str(sweep), "--dry-run")
+    assert code == 0 and "s-000  seed=0  bon.n=8" in out and "2 studies" in out
+    sweep.write_text(f"sweep: s\nbase: {study_file.name}\ngrid: {{policy.epochz: [1]}}\n")
+    code, _, err = run_cli(monkeypatch, capsys, "sweep", str(sweep))
+    assert code == 2
+    assert_one_paragraph(err)
+    assert "unknown key 'policy.epochz'" in err and "study s-000" in err
+    code, _, err = run_cli(monkeypatch, capsys, "sweep", str(tmp_path / "none.yaml"))
+    assert code == 2 and "none.yaml does not exist" in err
+    code, _, err = run_cli(monkeypatch, capsys, "sweep", str(sweep), "--backend", "slurm")
+    assert code == 2 and "--backend 'slurm'" in err

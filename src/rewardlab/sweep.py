@@ -307,6 +307,9 @@ def run_sweep(
             _run_ray(jobs, workers, on_done, address)
         else:
             _run_process(jobs, workers, on_done)
+        timing = dict(backend=backend, workers=workers, threads=threads, studies_run=len(jobs),
+                      wall_seconds=time.perf_counter() - t0)  # fmt: skip
+        write_atomic(out / "timing.json", json.dumps(timing, indent=1))
     swept = list(dict.fromkeys(k for p in points for k in p.values))
     table = pd.DataFrame(
         [
