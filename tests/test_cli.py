@@ -134,3 +134,8 @@ def test_sweep_dry_run_and_bad_sweep_files(monkeypatch, capsys, study_file, tmp_
     assert code == 2 and "none.yaml does not exist" in err
     code, _, err = run_cli(monkeypatch, capsys, "sweep", str(sweep), "--backend", "slurm")
     assert code == 2 and "--backend 'slurm'" in err
+
+
+def test_a_bad_option_value_is_a_usage_error_not_a_traceback(monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "gridworld", "run", "coin-shop", "--seeds", "1")
+    assert code == 2 and "Traceback" not in err and "--seeds" in err

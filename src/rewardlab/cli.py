@@ -144,10 +144,10 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("rewardlab: interrupted; finished stages are kept and will be reused", err=True)
         sys.exit(130)
-    except Exception as err:  # click's usage errors
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
+    except Exception as err:  # usage errors of click (or of the click typer vendors)
+        if callable(getattr(err, "show", None)) and isinstance(
+            getattr(err, "exit_code", None), int
+        ):
             err.show()
             sys.exit(err.exit_code)
         raise

@@ -123,3 +123,19 @@ def test_current_rf_does_not_tamper_in_tomato_watering_where_the_planner_does():
     assert out["model-based"].tampered.mean() > 80
     assert out["current-rf"].tampered.mean() == 0
     assert out["current-rf"].gold.mean() > out["model-based"].gold.mean()
+
+
+def test_value_iteration_from_any_start_reaches_the_same_fixed_point():
+    from rewardlab.agents import value_iteration
+
+    rng = np.random.default_rng(0)
+    P = rng.random((6, 3, 6))
+    P /= P.sum(2, keepdims=True) * 1.1  # some probability of ending
+    R = rng.normal(size=(6, 3))
+    cold = value_iteration(P, R, 0.9, tol=1e-12)
+    warm = value_iteration(P, R, 0.9, tol=1e-12, q0=rng.normal(size=(6, 3)) * 100)
+    # the fixed point solved directly: V = max_a (R + gamma P V) with the greedy policy of `cold`
+    pi = cold.argmax(1)
+    Ppi, Rpi = P[np.arange(6), pi], R[np.arange(6), pi]
+    v = np.linalg.solve(np.eye(6) - 0.9 * Ppi, Rpi)
+    assert np.allclose(cold, warm, atol=1e-9) and np.allclose(cold.max(1), v, atol=1e-9)

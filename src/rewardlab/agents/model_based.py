@@ -8,18 +8,29 @@ from rewardlab.agents.tabular import EpsilonGreedy
 
 
 def value_iteration(
-    P: np.ndarray, R: np.ndarray, gamma: float, tol: float = 1e-8, max_iter: int = 10_000
+    P: np.ndarray,
+    R: np.ndarray,
+    gamma: float,
+    tol: float = 1e-8,
+    max_iter: int = 10_000,
+    q0: np.ndarray | None = None,
 ) -> np.ndarray:
     """Q(s, a) = R(s, a) + gamma * sum_s' P(s' | s, a) max_a' Q(s', a')  (Bellman optimality).
+
+    Iterates from `q0` (default zeros) until successive iterates differ by less than `tol`; the
+    Bellman operator is a gamma-contraction, so any start reaches the same fixed point, and a
+    start near it (the last plan's Q) takes few iterations.
 
     Args:
         P: (S, A, S) transition probabilities; rows may sum to less than 1, the rest being the
             probability that the episode terminates.
         R: (S, A) expected reward.
     """
-    Q = np.zeros_like(R, dtype=float)
+    S, A = R.shape
+    P2 = P.reshape(S * A, S)  # one matrix-vector product per iteration
+    Q = np.zeros_like(R, dtype=float) if q0 is None else np.array(q0, dtype=float)
     for _ in range(max_iter):
-        Q_new = R + gamma * P @ Q.max(1)
+        Q_new = R + gamma * (P2 @ Q.max(1)).reshape(S, A)
         if np.abs(Q_new - Q).max() < tol:
             return Q_new
         Q = Q_new
@@ -59,8 +70,8 @@ class ModelBased(EpsilonGreedy):
         R = np.where(seen, rsum / np.maximum(visits, 1), 0.0)
         return P, R
 
-    def solve(self, rsum: np.ndarray | None = None) -> np.ndarray:
-        """Q of value iteration on the model, unseen (s, a) valued at the optimism."""
+    def solve(self, rsum: np.ndarray | None = None, q0: np.ndarray | None = None) -> np.ndarray:
+        """Q of value iteration on the model (from `q0`), unseen (s, a) valued at the optimism."""
         P, R = self.model(rsum)
         seen = (self.N.sum(2) + self.done) > 0
         optimism = self.optimism if self.optimism is not None else self.r_max / (1 - self.gamma)
@@ -68,10 +79,10 @@ class ModelBased(EpsilonGreedy):
         P = P.copy()
         idx = np.argwhere(~seen)
         P[idx[:, 0], idx[:, 1], idx[:, 0]] = 1.0
-        return value_iteration(P, R, self.gamma)
+        return value_iteration(P, R, self.gamma, q0=q0)
 
     def plan(self) -> None:
-        self.q = self.solve()
+        self.q = self.solve(q0=self.q)
 
     def count(self, s: int, a: int, s2: int, terminated: bool) -> None:
         """Record a transition in the model (rewards are recorded by `update`)."""
@@ -136,5 +147,5 @@ class CurrentRF(ModelBased):
 
     def plan(self) -> None:
         for theta in range(len(self.rsum_rf)):
-            self.qs[theta] = self.solve(self.rsum_rf[theta])
+            self.qs[theta] = self.solve(self.rsum_rf[theta], q0=self.qs[theta])
         self.q = self.qs[self.theta]

@@ -28,6 +28,7 @@ import math
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -263,6 +264,7 @@ def plot_scaling(summary: pd.DataFrame, fits: pd.DataFrame, axis: str, path: Pat
                         label=f"slope {f.slope:.3g} [{f.slope_lo:.2g}, {f.slope_hi:.2g}]")  # fmt: skip
                 ax.legend(fontsize=7)
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_title(f"{opt}: {m}", fontsize=9)
             ax.set_xlabel(AXES[axis], fontsize=8)
     return _save(fig, path)
@@ -322,6 +324,7 @@ def plot_learned_vs_rule(table: pd.DataFrame, axis: str, path: Path) -> Path:
     r, se = d.rule_final_gold.iloc[0], d.rule_se.iloc[0]
     ax.axhspan(r - se, r + se, color="C2", alpha=0.3, label="rule: final gold ± 1 se")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(AXES[axis])
     ax.set_ylabel("gold after RL (normalised)")
     ax.legend(fontsize=7)
