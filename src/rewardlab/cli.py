@@ -58,9 +58,18 @@ def _print_summary(summary) -> None:
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a finished run folder")]) -> None:
-    """Rebuild the plots and report.html of a run folder from its files alone."""
+    """Rebuild the plots and report.html of a run folder (or a sweep folder) from its files."""
     from rewardlab.report import build_report
 
+    if (run_dir / "studies.csv").is_file():
+        from rewardlab.report.sweep import build_sweep_report
+
+        for name, table in build_sweep_report(run_dir).items():
+            typer.echo(
+                f"\n{name}:\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3g}")
+            )
+        typer.echo(f"\nreport: {run_dir / 'report.html'}")
+        return
     _print_summary(build_report(run_dir))
     typer.echo(f"\nreport: {run_dir / 'report.html'}")
 

@@ -119,3 +119,10 @@ def test_learned_vs_rule_finds_the_smallest_size_within_one_se():
     assert t.rule_se.iloc[0] == pytest.approx(0.1)
     assert t.reaches.tolist() == [False, True, True]
     assert smallest == {"params": 100}
+
+
+def test_levels_pool_per_seed_values_of_one_rank():
+    from rewardlab.report.sweep import levels
+
+    d = pd.DataFrame(dict(seed=[0, 0, 1, 1], train_pairs=[800, 6637, 800, 6705]))
+    assert levels(d, "train_pairs").tolist() == [800, 6671, 800, 6671]

@@ -155,10 +155,18 @@ def scaling(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def levels(d: pd.DataFrame, axis: str) -> pd.Series:
+    """The level of `axis` of each row: its rank among the values of its seed, named by the mean
+    value of that rank over seeds ("all pairs" is 6,637 pairs in one seed and 6,705 in another)."""
+    rank = d.groupby("seed")[axis].rank(method="dense")
+    return rank.map(d.groupby(rank)[axis].mean())
+
+
 def per_x(summary: pd.DataFrame, axis: str, metric: str) -> pd.DataFrame:
-    """Mean and 95% interval over seeds of `metric` at each value of `axis` (single models)."""
+    """Mean and 95% interval over seeds of `metric` at each level of `axis` (single models)."""
     rows = []
-    for (opt, x), d in summary[summary.reducer == "single"].groupby(["optimizer", axis]):
+    d = summary[summary.reducer == "single"]
+    for (opt, x), d in d.assign(_x=levels(d, axis)).groupby(["optimizer", "_x"]):
         m, se, h, n = mean_ci(d[metric].to_numpy(float))
         rows.append(dict(optimizer=opt, x=x, mean=m, se=se, ci95=h, n=n))
     return pd.DataFrame(rows)
@@ -223,7 +231,7 @@ def learned_vs_rule(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFra
     for axis in ("params", "train_pairs"):
         if not varies_alone(learned, axis, 2):
             continue
-        for x, g in learned.groupby(axis):
+        for x, g in learned.assign(_x=levels(learned, axis)).groupby("_x"):
             m, se, _, k = mean_ci(g.final_gold.to_numpy(float))
             pk, _, _, _ = mean_ci(g.peak_gold.to_numpy(float))
             rows.append(dict(axis=axis, x=x, seeds=k, learned_final_gold=m, learned_final_se=se,
@@ -270,6 +278,32 @@ def plot_scaling(summary: pd.DataFrame, fits: pd.DataFrame, axis: str, path: Pat
     return _save(fig, path)
 
 
+def plot_gold_curves(curves: pd.DataFrame, key: pd.DataFrame, axis: str, path: Path) -> Path:
+    """Gold against √KL (best-of-n) and KL (RL), mean over seeds, one line per level of `axis`;
+    `key` maps (study, reward) to the level ``x``."""
+    c = curves.merge(key, on=["study", "reward"])
+    fig, axs = plt.subplots(1, 2, figsize=(10, 3.8))
+    xs = sorted(c.x.unique())
+    cmap = plt.get_cmap("viridis")
+    for opt, ax in zip(("bon", "rl"), axs, strict=True):
+        for i, x in enumerate(xs):
+            g = c[(c.optimizer == opt) & (c.x == x)].groupby("step")[["kl", "sqrt_kl", "gold"]]
+            m = g.mean()
+            if m.empty:
+                continue
+            kx = m.sqrt_kl if opt == "bon" else m.kl
+            ax.plot(kx, m.gold, "-", color=cmap(i / max(1, len(xs) - 1)), label=f"{x:,.0f}")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("√KL (nats½)" if opt == "bon" else "KL (nats)")
+        ax.set_ylabel("gold (normalised), mean over seeds")
+        ax.set_title("best-of-n" if opt == "bon" else "RL")
+        if opt == "rl":
+            ax.set_xscale("symlog", linthresh=1)
+            ax.set_xlim(left=0)
+        ax.legend(title=AXES[axis], fontsize=7, title_fontsize=7)
+    return _save(fig, path)
+
+
 def plot_kl_penalty(rl: pd.DataFrame, path: Path) -> Path:
     rewards = sorted(rl.reward.unique())
     fig, axs = plt.subplots(1, len(rewards), figsize=(4.5 * len(rewards), 3.6), squeeze=False)
@@ -279,6 +313,7 @@ def plot_kl_penalty(rl: pd.DataFrame, path: Path) -> Path:
             g = db.groupby("step")[["kl", "gold"]].mean().sort_values("kl")
             ax.plot(g.kl, g.gold, "o-", ms=3, color=f"C{k}", label=f"β = {beta:g}")
         ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(left=0)
         ax.set_xlabel("KL(π‖π_init), nats")
         ax.set_ylabel("gold (normalised)")
         ax.set_title(f"RL against {reward}: mean over seeds")
@@ -343,6 +378,7 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
     ``analysis_*.csv``, PNGs and ``report.html``; return the analysis tables."""
     out = Path(out)
     studies, summary, rl = load_sweep_tables(out)
+    curves = _read(out, "curves.csv")
     if summary.empty:
         write_atomic(out / "report.html", "<p>no finished study</p>")
         return {}
@@ -370,8 +406,11 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
         keep("scaling", sc, b)
         for axis in sc.axis.unique() if len(sc) else []:
             f = plot_scaling(s, sc[sc.axis == axis], axis, out / f"scaling_{axis}_grid{b}.png")
+            single = s[s.reducer == "single"]
+            key = single.assign(x=levels(single, axis))[["study", "reward", "x"]]
+            g = plot_gold_curves(curves, key, axis, out / f"curves_{axis}_grid{b}.png")
             parts.append(f"<h3>Against {AXES[axis]}</h3>" + _table(
-                sc[sc.axis == axis].drop(columns="axis")) + _img(f))  # fmt: skip
+                sc[sc.axis == axis].drop(columns="axis")) + _img(f) + _img(g))  # fmt: skip
         if not r.empty and r.rl_beta.nunique() > 1:
             kp = kl_penalty(r)
             keep("kl_penalty", kp, b)
