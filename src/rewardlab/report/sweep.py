@@ -165,8 +165,8 @@ def levels(d: pd.DataFrame, axis: str) -> pd.Series:
 def per_x(summary: pd.DataFrame, axis: str, metric: str) -> pd.DataFrame:
     """Mean and 95% interval over seeds of `metric` at each level of `axis` (single models)."""
     rows = []
-    d = summary[summary.reducer == "single"]
-    for (opt, x), d in d.assign(_x=levels(d, axis)).groupby(["optimizer", "_x"]):
+    single = summary[summary.reducer == "single"]
+    for (opt, x), d in single.assign(_x=levels(single, axis)).groupby(["optimizer", "_x"]):
         m, se, h, n = mean_ci(d[metric].to_numpy(float))
         rows.append(dict(optimizer=opt, x=x, mean=m, se=se, ci95=h, n=n))
     return pd.DataFrame(rows)
