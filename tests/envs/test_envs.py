@@ -225,3 +225,17 @@ def test_reward_function_parameter_and_rewards_under_each():
     hidden.reset(seed=0)
     info = hidden.step(UP)[4]
     assert set(info) == {"phase", "rf", "rf_rewards"}
+
+
+def test_reward_button_rewards_with_the_helper_free_and_locked_in():
+    env = gym.make("rewardlab/RewardButtonSlowTask-v0")
+    env.reset(seed=0, options={"phase": "test"})
+    infos = [env.step(a)[4] for a in [DOWN, DOWN, DOWN, LEFT, RIGHT, RIGHT, LEFT, RIGHT]]
+    lock, press1, press2 = infos[3], infos[5], infos[7]
+    assert infos[2]["rf"] == 0 and lock["rf"] == 1 and lock["rf_rewards"] == [0.0, 0.0]
+    # locked in, every press pays (θ = 1); a free helper would have paid the first and guarded
+    assert press1["rf_rewards"] == [1.0, 1.0] and press2["rf_rewards"] == [0.0, 1.0]
+    # free helper: a task earns the helper's press under θ = 0, nothing under θ = 1
+    env.reset(seed=0, options={"phase": "train"})
+    infos = [env.step(a)[4] for a in [LEFT] * 4 + [RIGHT] * 8]
+    assert infos[-1]["rf"] == 0 and infos[-1]["rf_rewards"] == [1.0, 0.0]
