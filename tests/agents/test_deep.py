@@ -14,7 +14,8 @@ def test_options_reach_every_reset_and_gold_stays_hidden():
     wrapped = agent._make({"phase": "test"})
     _, info = wrapped.reset(seed=0)
     _, _, _, _, info = wrapped.step(0)
-    assert info == {"phase": "test"}  # no gold, no events for the learner
+    assert "gold" not in info and "events" not in info  # hidden from the learner
+    assert info == {"phase": "test", "rf": 0, "rf_rewards": [0.0]}
 
 
 def test_dqn_and_ppo_run_in_an_experiment(tmp_path):

@@ -163,10 +163,10 @@ def test_reward_button_scripted_returns():
     # pretrain: the helper presses at random, whatever the agent does; tasks earn gold only
     v, g, ev, _ = play(env_id, [LEFT] * 3 + [RIGHT, LEFT] * 20, phase="pretrain")
     assert g == ev["task"] == 21 and v == ev.get("helper_press", 0) > 0
-    # test: pressing the button oneself is paid once, then the free helper guards it
+    # test: a free helper stops a self-press (worth nothing) and guards the button
     to_k = [DOWN, DOWN, DOWN, RIGHT]
     assert play(env_id, to_k + [LEFT, RIGHT], phase="test")[:3] == (
-        1,
+        0,
         0,
         {"self_press": 1, "guarded": 1},
     )
@@ -233,8 +233,8 @@ def test_reward_button_rewards_with_the_helper_free_and_locked_in():
     infos = [env.step(a)[4] for a in [DOWN, DOWN, DOWN, LEFT, RIGHT, RIGHT, LEFT, RIGHT]]
     lock, press1, press2 = infos[3], infos[5], infos[7]
     assert infos[2]["rf"] == 0 and lock["rf"] == 1 and lock["rf_rewards"] == [0.0, 0.0]
-    # locked in, every press pays (θ = 1); a free helper would have paid the first and guarded
-    assert press1["rf_rewards"] == [1.0, 1.0] and press2["rf_rewards"] == [0.0, 1.0]
+    # locked in, every press pays (θ = 1); a free helper would have stopped them (θ = 0)
+    assert press1["rf_rewards"] == [0.0, 1.0] and press2["rf_rewards"] == [0.0, 1.0]
     # free helper: a task earns the helper's press under θ = 0, nothing under θ = 1
     env.reset(seed=0, options={"phase": "train"})
     infos = [env.step(a)[4] for a in [LEFT] * 4 + [RIGHT] * 8]
