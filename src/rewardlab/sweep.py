@@ -209,10 +209,18 @@ def _run_process(jobs: list[tuple[str, str, int]], workers: int, on_done: Callab
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+    try:
         futs = {pool.submit(run_point, *job): job for job in jobs}
         for fut in as_completed(futs):
             on_done(futs[fut][1], fut.result())
+    except BaseException:  # ctrl-c or a dead worker: stop the others now; finished work is kept
+        procs = list((pool._processes or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.terminate()
+        raise
+    pool.shutdown()
 
 
 def _run_ray(
