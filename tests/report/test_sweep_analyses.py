@@ -126,3 +126,13 @@ def test_levels_pool_per_seed_values_of_one_rank():
 
     d = pd.DataFrame(dict(seed=[0, 0, 1, 1], train_pairs=[800, 6637, 800, 6705]))
     assert levels(d, "train_pairs").tolist() == [800, 6671, 800, 6671]
+
+
+def test_an_axis_within_five_percent_counts_as_fixed():
+    from rewardlab.report.sweep import varies_alone
+
+    d = pd.DataFrame(dict(seed=0, policy_params=[1e4, 1e5, 1e6], params=29_000,
+                          train_pairs=[6634, 6651, 6711]))  # fmt: skip
+    assert varies_alone(d, "policy_params", 3) and not varies_alone(d, "train_pairs", 3)
+    d["train_pairs"] = [800, 1600, 6711]
+    assert not varies_alone(d, "policy_params", 3)

@@ -128,15 +128,24 @@ def in_block(df: pd.DataFrame, block: int) -> pd.DataFrame:
 # ---------------------------------------------------------------- analyses
 
 
+FIXED_SPREAD = 0.05  # an axis whose values within a seed differ by less than 5% is held fixed
+
+
+def _fixed(values: pd.Series) -> bool:
+    v = values.dropna().to_numpy(float)
+    return len(v) == 0 or (v.max() - v.min()) <= FIXED_SPREAD * abs(v.max())
+
+
 def varies_alone(d: pd.DataFrame, axis: str, min_values: int) -> bool:
     """Whether `axis` takes at least `min_values` values within one seed while the other axes
-    are fixed within every seed (preference data, and so its pair count, differ by seed)."""
+    are fixed within every seed. Pair counts differ a little by seed and by policy (ties are
+    dropped), so an axis counts as fixed when its values within a seed span under 5%."""
     if d.empty:
         return False
     by_seed = d.groupby("seed")
-    if by_seed[axis].nunique().max() < min_values:
+    if by_seed[axis].nunique().max() < min_values or all(by_seed[axis].apply(_fixed)):
         return False
-    return all(by_seed[o].nunique().max() <= 1 for o in AXES if o != axis)
+    return all(by_seed[o].apply(_fixed).all() for o in AXES if o != axis)
 
 
 def scaling(summary: pd.DataFrame) -> pd.DataFrame:
