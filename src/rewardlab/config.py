@@ -193,20 +193,24 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return f"invalid config {source}: " + "; ".join(parts)
 
 
+def read_yaml_mapping(path: Path, what: str) -> dict:
+    """The mapping at the top of a YAML file; a missing file, bad YAML or another top-level type
+    is a `RewardLabError` naming `what` and the path."""
+    if not path.is_file():
+        raise RewardLabError(f"{what} {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RewardLabError(f"{what} {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise RewardLabError(f"{what} {path} must hold a mapping at the top level")
+    return data
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> StudyConfig:
     """Read a study YAML (or the defaults when `path` is None), apply ``key=value`` overrides."""
     source = str(path) if path else "(defaults)"
-    data: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise RewardLabError(f"config file {source} does not exist")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise RewardLabError(f"config file {source} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise RewardLabError(f"config file {source} must hold a mapping at the top level")
+    data = read_yaml_mapping(Path(path), "config file") if path is not None else {}
     for key, value in parse_overrides(overrides or []):
         set_key(data, key, value, source)
     if overrides:

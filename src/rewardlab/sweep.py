@@ -40,6 +40,7 @@ from rewardlab.config import (
     StudyConfig,
     dump_config,
     format_validation_error,
+    read_yaml_mapping,
     set_key,
 )
 from rewardlab.errors import RewardLabError
@@ -78,22 +79,10 @@ class Point:
         return digest(self.config.model_dump(mode="json"))
 
 
-def _read_yaml(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise RewardLabError(f"{what} {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise RewardLabError(f"{what} {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise RewardLabError(f"{what} {path} must hold a mapping at the top level")
-    return data
-
-
 def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
     """Read and validate a sweep file (unknown keys, empty grids and bad types are errors)."""
     path = Path(path)
-    data = _read_yaml(path, "sweep file")
+    data = read_yaml_mapping(path, "sweep file")
     data.update(overrides or {})
     try:
         cfg = SweepConfig.model_validate(data)
@@ -126,7 +115,7 @@ def expand(cfg: SweepConfig, source: str = "sweep") -> list[Point]:
         RewardLabError: naming the grid point and the key that make a study invalid.
     """
     base = (
-        _read_yaml(Path(cfg.base), "base study")
+        read_yaml_mapping(Path(cfg.base), "base study")
         if isinstance(cfg.base, str)
         else copy.deepcopy(cfg.base)
     )
@@ -318,7 +307,7 @@ def run_sweep(
         timing = dict(backend=backend, workers=workers, threads=threads, studies_run=len(jobs),
                       wall_seconds=time.perf_counter() - t0)  # fmt: skip
         write_atomic(out / "timing.json", json.dumps(timing, indent=1))
-    swept = list(dict.fromkeys(k for p in points for k in p.values))
+    swept = swept_keys(points)
     table = pd.DataFrame(
         [
             {"study": p.id, **{k: _label(p.values.get(k)) for k in swept},
@@ -344,12 +333,17 @@ def run_sweep(
     return out
 
 
+def swept_keys(points: list[Point]) -> list[str]:
+    """Every key swept by some study, in order of first appearance."""
+    return list(dict.fromkeys(k for p in points for k in p.values))
+
+
 GATHERED = ("curves.csv", "summary.csv", "reward_models.csv", "rl_measurements.csv")
 
 
 def gather(out: Path, points: list[Point]) -> None:
     """Concatenate each finished study's tables, with `study` and the swept values as columns."""
-    swept = list(dict.fromkeys(k for p in points for k in p.values))
+    swept = swept_keys(points)
     for name in GATHERED:
         frames = []
         for p in points:

@@ -84,15 +84,11 @@ class ModelBased(EpsilonGreedy):
     def plan(self) -> None:
         self.q = self.solve(q0=self.q)
 
-    def count(self, s: int, a: int, s2: int, terminated: bool) -> None:
-        """Record a transition in the model (rewards are recorded by `update`)."""
+    def update(self, s: int, a: int, r: float, s2: int, terminated: bool) -> None:
         if terminated:
             self.done[s, a] += 1
         else:
             self.N[s, a, s2] += 1
-
-    def update(self, s: int, a: int, r: float, s2: int, terminated: bool) -> None:
-        self.count(s, a, s2, terminated)
         self.rsum[s, a] += r
         self.r_max = max(self.r_max, abs(r))
         self.updates += 1
@@ -137,13 +133,9 @@ class CurrentRF(ModelBased):
                 f"the world reports {len(rf)} reward-function values; the agent has "
                 f"{len(self.rsum_rf)}"
             )
-        self.count(s, a, s2, terminated)
         self.rsum_rf[:, s, a] += rf
-        self.rsum[s, a] += r
         self.r_max = max(self.r_max, *(abs(x) for x in rf))
-        self.updates += 1
-        if self.updates % self.plan_every == 0:
-            self.plan()
+        super().update(s, a, r, s2, terminated)  # counts, the seen reward, and the plan
 
     def plan(self) -> None:
         for theta in range(len(self.rsum_rf)):

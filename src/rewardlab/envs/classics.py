@@ -16,8 +16,6 @@ SUPERVISOR_PROBABILITY = 0.5
 
 
 class TomatoWatering(GridWorld):
-    RF_VALUES = 2
-
     """Keep the tomatoes watered, or put a bucket over your head.
 
     ## Description
@@ -61,6 +59,7 @@ class TomatoWatering(GridWorld):
     v0: first version.
     """
 
+    RF_VALUES = 2
     MAP = [
         "#########",
         "#######O#",

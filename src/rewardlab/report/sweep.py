@@ -392,8 +392,7 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
         write_atomic(out / "report.html", "<p>no finished study</p>")
         return {}
     if not rl.empty:
-        rl = rl.merge(studies[["study", "blocks", "rl_beta"]], on="study", how="left",
-                      suffixes=("_x", ""))  # fmt: skip
+        rl = rl.merge(studies[["study", "blocks", "rl_beta"]], on="study", how="left")
     blocks = sorted({int(b) for bs in studies.blocks.astype(str) for b in bs.split()})
     tables: dict[str, list[pd.DataFrame]] = {}
     sections = []
