@@ -21,16 +21,23 @@ def tiny_config_dict(tmp_path) -> dict:
             "epochs": 1,
         },
         "preferences": {"prompts": 40, "samples_per_prompt": 4},
-        "reward_models": [
-            {"name": "rm-a", "model": {"n_layer": 1, "n_embd": 8, "n_head": 2}, "epochs": 1},
+        "rewards": [
+            {
+                "name": "rm-a",
+                "kind": "learned",
+                "model": {"n_layer": 1, "n_embd": 8, "n_head": 2},
+                "epochs": 1,
+            },
             {
                 "name": "rm-b",
+                "kind": "ensemble",
                 "model": {"n_layer": 1, "n_embd": 16, "n_head": 2},
                 "epochs": 1,
                 "members": 2,
             },
         ],
-        "bon": {"prompts": 3, "n": 16, "n_boot": 50},
+        "pool": {"prompts": 3, "n": 16},
+        "optimizers": [{"kind": "bon", "n_boot": 50}],
     }
 
 

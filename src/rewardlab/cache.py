@@ -27,12 +27,38 @@ from pathlib import Path
 from rewardlab.errors import RewardLabError
 
 META = "meta.json"
+STAGE_VERSION = 3  # bump when a stage's output changes for the same inputs
 
 
 def digest(obj) -> str:
     """A short stable hash of a JSON-serialisable object (keys sorted)."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def keyable(value):
+    """What a stage input contributes to the stage's key: a finished stage its hash, an object
+    with ``cache_key()`` (a config that names a file adds the file's content) that, a pydantic
+    model its fields, containers item by item, a scalar itself."""
+    if isinstance(value, StageResult):
+        return {"stage": value.hash}
+    if hasattr(value, "cache_key"):
+        return value.cache_key()
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {str(k): keyable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [keyable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"stage input of type {type(value).__name__} has no cache key")
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's content (a missing file has none: its key says so)."""
+    p = Path(path)
+    return _sha256(p) if p.is_file() else "missing"
 
 
 def _sha256(path: Path) -> str:
@@ -93,6 +119,16 @@ class Cache:
         """A folder that survives a failed build of stage (`name`, `key`), for resumable stages;
         removed once the stage is finished."""
         return self.root / f"{name}-{digest({'stage': name, **key})}.partial"
+
+    def run(
+        self, name: str, fn: Callable[..., None], *, resumable: bool = False, **inputs
+    ) -> StageResult:
+        """The stage `name` built by ``fn(**inputs, out=folder)`` (and ``work=folder`` when
+        `resumable`); its key is `keyable` of exactly `inputs` and `STAGE_VERSION`, so what a
+        stage reads is declared once, where it is called."""
+        key = {"version": STAGE_VERSION, **{k: keyable(v) for k, v in inputs.items()}}
+        extra = {"work": self.work_dir(name, key)} if resumable else {}
+        return self.stage(name, key, lambda out: fn(**inputs, **extra, out=out))
 
     @contextlib.contextmanager
     def _locked(self, name: str, h: str):
@@ -169,6 +205,19 @@ def link_tree(src: Path, dst: Path) -> None:
             os.link(f, target)
         except OSError:
             shutil.copy2(f, target)
+
+
+def read_parquet(path: Path):
+    """Read a Parquet artifact; a broken file is a `RewardLabError` naming it."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:
+        raise RewardLabError(
+            f"artifact {path} is unreadable ({type(exc).__name__}: {exc}); delete its folder "
+            "to recompute it"
+        ) from None
 
 
 def write_atomic(path: Path, text: str) -> None:

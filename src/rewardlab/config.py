@@ -1,6 +1,8 @@
-"""Pydantic models for every stage of a study; YAML in, clear errors out.
+"""The study config: pydantic models for every stage, YAML in, clear errors out.
 
 Unknown keys are errors. `load_config` names the offending key and the file it came from.
+Reward sources and optimizers bring their own config models (`rewards.RewardSpec`,
+`optimize.OptimizerSpec`, unions on `kind`).
 """
 
 from __future__ import annotations
@@ -9,18 +11,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from rewardlab.cache import file_digest
 from rewardlab.errors import RewardLabError
-
-
-class Strict(BaseModel):
-    """Base of every config model: unknown keys are rejected."""
-
-    model_config = ConfigDict(extra="forbid")
+from rewardlab.optimize import OptimizerSpec
+from rewardlab.rewards import RULE, RewardSpec
+from rewardlab.specs import Device, ModelSpec, SamplingConfig, Strict
 
 
 class TaskConfig(Strict):
+    """The task: its prompts, demonstrations and gold rule."""
+
     name: str = Field("topics", description="built-in task, path to a .py file, or module name")
     params: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments of the task"
@@ -29,41 +31,32 @@ class TaskConfig(Strict):
         0.3, ge=0, le=1, description="noise of the demonstrations the base policy learns from"
     )
 
-
-class ModelSpec(Strict):
-    """A transformer built from a size spec, or a local Hugging Face model folder (`path`)."""
-
-    arch: Literal["gpt2", "llama"] = "gpt2"
-    n_layer: int = Field(2, ge=1)
-    n_embd: int = Field(64, ge=4)
-    n_head: int = Field(4, ge=1)
-    path: str | None = Field(None, description="local model folder; overrides the size spec")
-
-    @model_validator(mode="after")
-    def _heads_divide(self) -> ModelSpec:
-        if self.path is None and self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
-        return self
+    def cache_key(self) -> dict:
+        """The config, and a task file's content (an edited task file is a new task)."""
+        d = self.model_dump(mode="json")
+        if self.name.endswith(".py"):
+            d["sha256"] = file_digest(self.name)
+        return d
 
 
 class PolicyConfig(Strict):
-    model: ModelSpec = Field(default_factory=ModelSpec)
+    """The base policy: a model trained by SFT on the task's demonstrations."""
+
+    model: ModelSpec = Field(default_factory=ModelSpec, description="size spec or local folder")
     train_prompts: int = Field(4000, ge=1, description="demonstrations used for SFT")
-    epochs: int = Field(3, ge=0)
-    lr: float = Field(3e-3, gt=0)
-    batch_size: int = Field(64, ge=1)
-
-
-class SamplingConfig(Strict):
-    temperature: float = Field(1.0, gt=0)
-    batch_size: int = Field(512, ge=1, description="completions sampled per forward pass")
-    max_new_tokens: int | None = Field(None, ge=1, description="default: the task's bound")
+    epochs: int = Field(3, ge=0, description="SFT passes over the demonstrations (0: as built)")
+    lr: float = Field(3e-3, gt=0, description="peak AdamW learning rate (warm-up, cosine decay)")
+    batch_size: int = Field(64, ge=1, description="demonstrations per optimizer step")
 
 
 class PreferenceConfig(Strict):
+    """Preference pairs from the base policy's samples, labelled by the gold rule."""
+
     prompts: int = Field(1000, ge=1, description="prompts whose samples are paired")
     samples_per_prompt: int = Field(4, ge=2, description="paired disjointly: k/2 pairs a prompt")
-    label: Literal["deterministic", "bradley_terry"] = "deterministic"
+    label: Literal["deterministic", "bradley_terry"] = Field(
+        "deterministic", description="higher gold wins, or a Bradley-Terry draw (bt_scale)"
+    )
     bt_scale: float = Field(
         10.0, gt=0, description="bradley_terry: P(a chosen) = sigmoid(bt_scale * (gold_a - gold_b))"
     )
@@ -71,82 +64,91 @@ class PreferenceConfig(Strict):
     test_fraction: float = Field(0.1, gt=0, lt=1, description="prompts held out for accuracy")
 
 
-class RewardModelConfig(Strict):
-    name: str
-    model: ModelSpec = Field(default_factory=ModelSpec)
-    init_from_policy: bool = Field(False, description="start from the base policy's weights")
-    train_pairs: int | None = Field(None, ge=1, description="use the first N training pairs")
-    members: int = Field(1, ge=1, description="ensemble size; member i is trained with seed + i")
-    uwo_lambda: float = Field(1.0, ge=0, description="uncertainty-weighted: mean - lambda * var")
-    epochs: int = Field(3, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(64, ge=1)
+class PoolConfig(Strict):
+    """The base policy's held-out pool: best-of-n picks from it, and every curve is normalised
+    by it (0 = its mean, 1 = its standard deviation, per reward)."""
 
-
-class BonConfig(Strict):
-    prompts: int = Field(16, ge=1, description="held-out prompts of the best-of-n pool")
+    prompts: int = Field(16, ge=1, description="held-out prompts of the pool")
     n: int = Field(1024, ge=2, description="completions per prompt in the pool")
-    n_boot: int = Field(1000, ge=0, description="bootstrap resamples of prompts for fit intervals")
 
 
-class RLConfig(Strict):
-    """RL with TRL's trainers against rewards of the study (Gao et al. 2022 use no KL penalty)."""
-
-    rewards: list[str] = Field(
-        default_factory=list,
-        description="rewards to optimise: 'rule', a reward model's name, or 'name/mean|min|uwo'",
-    )
-    algorithm: Literal["grpo", "rloo"] = "grpo"
-    steps: int = Field(100, ge=1, description="optimizer steps")
-    lr: float = Field(1e-3, gt=0)
-    beta: float = Field(0.0, ge=0, description="KL penalty coefficient of the trainer")
-    prompts_per_step: int = Field(8, ge=1)
-    generations: int = Field(8, ge=2, description="completions per prompt (the group)")
-    temperature: float = Field(1.0, gt=0)
-    measure_every: int = Field(10, ge=1, description="steps between measurements and checkpoints")
-    measure_prompts: int = Field(32, ge=2, description="held-out prompts of each measurement")
-    measure_samples: int = Field(8, ge=1, description="fresh samples per prompt per measurement")
-    on_reward_error: Literal["stop", "skip"] = Field(
-        "stop", description="a reward that raises or returns NaN: stop the run, or skip the sample"
-    )
-    reward_timeout_s: float = Field(
-        120.0, gt=0, description="a reward call slower than this stops the run"
-    )
+MOVED = {  # keys of earlier study files, and how to write them now
+    "reward_models": "list them under 'rewards:' with 'kind: learned' (or 'kind: ensemble' with "
+    "members >= 2 and reducers: [mean, min, uwo]; the rewards are then <name>/<reducer>)",
+    "bon": "'bon: {prompts, n}' is now 'pool: {prompts, n}', and best-of-n is an optimizer: "
+    "'optimizers: [{kind: bon, n_boot: ...}]'",
+    "rl": "'rl: {algorithm: grpo, rewards: [...], ...}' is now an item of 'optimizers:' "
+    "with 'kind: grpo' (or rloo) and the same fields",
+}
 
 
 class StudyConfig(Strict):
-    study: str = "quick"
-    seed: int = 0
-    cache_dir: str = Field("runs/cache", description="stage artifacts shared by runs")
-    task: TaskConfig = Field(default_factory=TaskConfig)
-    policy: PolicyConfig = Field(default_factory=PolicyConfig)
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    preferences: PreferenceConfig = Field(default_factory=PreferenceConfig)
-    reward_models: list[RewardModelConfig] = Field(default_factory=list)
-    bon: BonConfig = Field(default_factory=BonConfig)
-    rl: RLConfig | None = Field(None, description="RL runs; none when absent")
+    """One study: a task, a base policy, rewards, and optimizers run against them."""
 
-    @field_validator("reward_models")
+    study: str = Field("quick", description="name; the default run folder is runs/<study>-<time>")
+    seed: int = Field(0, description="every random stream of the study derives from it")
+    cache_dir: str = Field("runs/cache", description="stage artifacts shared by runs")
+    device: Device = Field("auto", description="auto: a GPU when torch sees one, else the CPU")
+    task: TaskConfig = Field(default_factory=TaskConfig, description="the task")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="the base policy")
+    sampling: SamplingConfig = Field(
+        default_factory=SamplingConfig, description="sampling of pools and of every measurement"
+    )
+    preferences: PreferenceConfig = Field(
+        default_factory=PreferenceConfig, description="gold-labelled preference pairs"
+    )
+    rewards: list[RewardSpec] = Field(
+        default_factory=list,
+        description="reward sources (kind: learned, ensemble, function, rule); 'rule' is implied",
+    )
+    pool: PoolConfig = Field(default_factory=PoolConfig, description="the base policy's pool")
+    optimizers: list[OptimizerSpec] = Field(
+        default_factory=lambda: [{"kind": "bon"}],
+        description="optimizers (kind: bon, grpo, rloo, dpo), each at most once",
+    )
+
+    @model_validator(mode="before")
     @classmethod
-    def _unique_names(cls, v: list[RewardModelConfig]) -> list[RewardModelConfig]:
-        names = [r.name for r in v]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"reward model names must be unique; repeated: {sorted(dup)}")
-        return v
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            old = [k for k in MOVED if k in data]
+            if old:
+                raise ValueError(
+                    "this study file uses keys of an earlier rewardlab: "
+                    + "; ".join(f"'{k}': {MOVED[k]}" for k in old)
+                    + " (studies/quick.yaml shows the current layout)"
+                )
+        return data
+
+    def reward_names(self) -> list[str]:
+        """Every reward an optimizer can name: 'rule' and each source's (an ensemble's are
+        <name>/<reducer>)."""
+        names = [RULE]
+        for r in self.rewards:
+            if r.kind == "ensemble":
+                names += [f"{r.name}/{red}" for red in r.reducers]
+            elif r.name != RULE:
+                names.append(r.name)
+        return names
 
     @model_validator(mode="after")
-    def _rl_rewards_exist(self) -> StudyConfig:
-        if self.rl is None:
-            return self
-        known = {"rule"}
-        for r in self.reward_models:
-            known |= (
-                {r.name} if r.members == 1 else {f"{r.name}/{x}" for x in ("mean", "min", "uwo")}
-            )
-        unknown = [r for r in self.rl.rewards if r not in known]
-        if unknown:
-            raise ValueError(f"rl.rewards names unknown rewards {unknown}; known: {sorted(known)}")
+    def _names_resolve(self) -> StudyConfig:
+        sources = [r.name for r in self.rewards]
+        dup = sorted({n for n in sources if sources.count(n) > 1})
+        if dup:
+            raise ValueError(f"reward names must be unique; repeated: {dup}")
+        known = set(self.reward_names())
+        kinds = [o.kind for o in self.optimizers]
+        rep = sorted({k for k in kinds if kinds.count(k) > 1})
+        if rep:
+            raise ValueError(f"each optimizer kind may appear once; repeated: {rep}")
+        for o in self.optimizers:
+            names = list(getattr(o, "rewards", None) or []) + [getattr(o, "track", None) or RULE]
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(
+                    f"optimizer {o.kind!r} names unknown rewards {unknown}; known: {sorted(known)}"
+                )
         return self
 
 

@@ -17,21 +17,57 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from rewardlab.config import ModelSpec
 from rewardlab.errors import RewardLabError
+from rewardlab.specs import ModelSpec
 
-MAX_POSITIONS = 64  # prompt + completion of every built-in task fit well inside this
+MIN_POSITIONS = 64  # models built here have at least this many positions
 
 
-def model_config(spec: ModelSpec, tok: PreTrainedTokenizerBase, **extra) -> PretrainedConfig:
-    """A transformers config for `spec` over the vocabulary of `tok`."""
+def positions_for(max_prompt_tokens: int, max_new_tokens: int) -> int:
+    """Positions a model built for a task needs: ``<bos>`` + prompt + completion + ``<eos>``,
+    rounded up to a multiple of 64 (at least `MIN_POSITIONS`)."""
+    need = 1 + max_prompt_tokens + max_new_tokens + 1
+    return max(MIN_POSITIONS, 64 * -(-need // 64))
+
+
+def resolve_device(setting: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RewardLabError("device: cuda was asked for, but torch sees no GPU")
+    return setting
+
+
+def check_positions(model: torch.nn.Module, length: int, what: str) -> None:
+    """A clear error, instead of an IndexError deep in the model, when a sequence of `length`
+    tokens does not fit the model's positions."""
+    cfg = getattr(model, "config", None)
+    limit = getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", None)
+    if limit is not None and length > limit:
+        raise RewardLabError(
+            f"{what}: a sequence of {length} tokens does not fit the model's {limit} positions "
+            "(a task's prompts or completions are longer than the model was built for)"
+        )
+
+
+def to_device(model: torch.nn.Module, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """`tensors` moved to the device of `model`'s parameters."""
+    dev = next(model.parameters()).device
+    return tuple(t.to(dev) for t in tensors)
+
+
+def model_config(
+    spec: ModelSpec, tok: PreTrainedTokenizerBase, positions: int = MIN_POSITIONS, **extra
+) -> PretrainedConfig:
+    """A transformers config for `spec` over the vocabulary of `tok`, with `positions` positions."""
     ids = dict(
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
     )
     if spec.arch == "gpt2":
         return GPT2Config(
             vocab_size=len(tok),
-            n_positions=MAX_POSITIONS,
+            n_positions=positions,
             n_embd=spec.n_embd,
             n_layer=spec.n_layer,
             n_head=spec.n_head,
@@ -48,7 +84,7 @@ def model_config(spec: ModelSpec, tok: PreTrainedTokenizerBase, **extra) -> Pret
         num_hidden_layers=spec.n_layer,
         num_attention_heads=spec.n_head,
         num_key_value_heads=spec.n_head,
-        max_position_embeddings=MAX_POSITIONS,
+        max_position_embeddings=positions,
         **ids,
         **extra,
     )
@@ -65,15 +101,20 @@ def _load_local(loader, path: str, what: str, **kw):
         ) from None
 
 
-def build_causal_lm(spec: ModelSpec, tok: PreTrainedTokenizerBase) -> PreTrainedModel:
+def build_causal_lm(
+    spec: ModelSpec, tok: PreTrainedTokenizerBase, positions: int = MIN_POSITIONS
+) -> PreTrainedModel:
     """A freshly initialised causal LM (seed torch first), or the one in `spec.path`."""
     if spec.path:
         return _load_local(AutoModelForCausalLM, spec.path, "policy model")
-    return AutoModelForCausalLM.from_config(model_config(spec, tok))
+    return AutoModelForCausalLM.from_config(model_config(spec, tok, positions))
 
 
 def build_reward_model(
-    spec: ModelSpec, tok: PreTrainedTokenizerBase, init_from: str | Path | None = None
+    spec: ModelSpec,
+    tok: PreTrainedTokenizerBase,
+    init_from: str | Path | None = None,
+    positions: int = MIN_POSITIONS,
 ) -> PreTrainedModel:
     """A transformer with a one-output linear head on the last non-pad token.
 
@@ -88,7 +129,9 @@ def build_reward_model(
         return _load_local(
             AutoModelForSequenceClassification, spec.path, "reward model", num_labels=1
         )
-    return AutoModelForSequenceClassification.from_config(model_config(spec, tok, num_labels=1))
+    return AutoModelForSequenceClassification.from_config(
+        model_config(spec, tok, positions, num_labels=1)
+    )
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rewardlab.models import check_positions, to_device
 from rewardlab.training import minibatch_train
 
 
@@ -84,7 +85,8 @@ def token_logprobs(
     is ``(logp * mask).sum(-1)``; pass the sampler's `max_new_tokens` to score cut completions
     as `sample` did (without ``<eos>``).
     """
-    ids, att, cm = encode_pairs(tok, prompts, completions, max_new_tokens)
+    ids, att, cm = to_device(model, *encode_pairs(tok, prompts, completions, max_new_tokens))
+    check_positions(model, ids.shape[1], "scoring log-probabilities")
     logits = model(input_ids=ids, attention_mask=att).logits  # (B, T, V)
     logp = torch.log_softmax(policy_logits(logits[:, :-1].float(), tok), dim=-1)  # (B, T-1, V)
     logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
@@ -130,15 +132,26 @@ def sample(
     max_new_tokens: int,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
 ) -> tuple[list[str], np.ndarray]:
     """`n` completions of one prompt, sampled from softmax(logits / temperature).
 
+    Token t of completion j is the inverse CDF of the next-token distribution at u[j, t], with
+    u of shape (n, max_new_tokens) drawn from `generator` up front (or given as `uniforms`): the
+    completions of rows j are then the same however the rows are split into calls.
+
     Returns the decoded completions (without ``<eos>``) and, per completion, the sum of the
     log-probabilities of its sampled tokens under the sampling distribution (``<eos>`` included).
-    A completion that reaches `max_new_tokens` without ``<eos>`` is cut there.
+    A completion that reaches `max_new_tokens` without ``<eos>`` is cut there. The model may sit
+    on any device; the draws are made on the CPU with `generator`, so a seed gives the same
+    tokens wherever the model runs (up to the device's floating point).
     """
     model.eval()
+    if uniforms is None:
+        uniforms = torch.rand((n, max_new_tokens), generator=generator)  # (n, T)
     ids = torch.tensor([encode_prompt(tok, prompt)] * n)  # (n, P): one prompt, no padding
+    dev = next(model.parameters()).device
+    check_positions(model, ids.shape[1] + max_new_tokens, f"sampling prompt {prompt!r}")
     cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else None
     cache_kw = cache_kw or "past_key_values"  # older transformers and some architectures
     past = None
@@ -148,11 +161,14 @@ def sample(
     out = torch.full((n, max_new_tokens), tok.pad_token_id, dtype=torch.long)
     logp_sum = torch.zeros(n)
     for t in range(max_new_tokens):
-        res = model(input_ids=cur, attention_mask=att, use_cache=True, **{cache_kw: past})
+        res = model(input_ids=cur.to(dev), attention_mask=att.to(dev), use_cache=True,
+                    **{cache_kw: past})  # fmt: skip
         past = getattr(res, "cache", None) or res.past_key_values
-        logits = policy_logits(res.logits[:, -1].float(), tok) / temperature  # (n, V)
+        logits = policy_logits(res.logits[:, -1].float().cpu(), tok) / temperature  # (n, V)
         logp = F.log_softmax(logits, dim=-1)
-        nxt = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)  # (n,)
+        cdf = logp.exp().cumsum(-1)  # (n, V)
+        nxt = torch.searchsorted(cdf, uniforms[:, t : t + 1], right=True).squeeze(-1)  # (n,)
+        nxt = nxt.clamp(max=cdf.shape[-1] - 1)  # u above a cdf that rounds below 1
         logp_sum += torch.where(done, 0.0, logp.gather(-1, nxt[:, None]).squeeze(-1))
         nxt = torch.where(done, tok.pad_token_id, nxt)
         out[:, t] = nxt

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import sys
 
+from datasets.utils import logging as datasets_logging
 from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
 hf_logging.disable_progress_bar()  # weight loading/saving bars say nothing about our stages
+datasets_logging.disable_progress_bar()  # nor do TRL's dataset preparation bars
 
 
 def progress_shown() -> bool:

@@ -1,14 +1,41 @@
-"""All seeding in one place: Python, NumPy and torch from one integer."""
+"""All seeding in one place: every random stream is derived from (seed, stage, stream...).
 
+`derive(seed, "pool", "bon", 3)` hashes its arguments into a 63-bit integer, so streams of
+different stages, splits or prompts never share state, and no module does seed arithmetic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
 import random
 
 import numpy as np
 import torch
 
 
-def seed_everything(seed: int) -> np.random.Generator:
-    """Seed `random`, NumPy's legacy state and torch; return a fresh NumPy Generator for `seed`."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
+def derive(seed: int, stage: str, *stream: object) -> int:
+    """A 63-bit integer determined by (seed, stage, *stream): the first 8 bytes of
+    SHA-256 of their JSON, top bit cleared (torch takes signed 64-bit seeds)."""
+    blob = json.dumps([int(seed), stage, *stream], default=str).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") >> 1
+
+
+def rng(seed: int, stage: str, *stream: object) -> np.random.Generator:
+    """A NumPy generator for the stream (seed, stage, *stream)."""
+    return np.random.default_rng(derive(seed, stage, *stream))
+
+
+def torch_generator(seed: int, stage: str, *stream: object) -> torch.Generator:
+    """A CPU torch generator for the stream (seed, stage, *stream)."""
+    return torch.Generator().manual_seed(derive(seed, stage, *stream))
+
+
+def seed_everything(seed: int, stage: str, *stream: object) -> np.random.Generator:
+    """Seed `random`, NumPy's legacy state and torch from the stream (seed, stage, *stream)
+    (model initialisation and dropout draw from these); return a generator of the same stream."""
+    s = derive(seed, stage, *stream)
+    random.seed(s)
+    np.random.seed(s % 2**32)
+    torch.manual_seed(s)
+    return np.random.default_rng(s)

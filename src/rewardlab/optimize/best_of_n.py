@@ -1,4 +1,5 @@
-"""Best-of-n against every reward of a study, from one scored pool: curves, fits, examples.
+"""Best-of-n (kind `bon`, a sample-based optimizer) against rewards of a study, from one scored
+pool of the base policy: curves, fits, examples.
 
 `curves.csv` layout (one row per optimizer, reward, seed, step): optimizer, reward,
 reward_params, seed, step (= n), kl (nats), sqrt_kl, proxy, gold (normalised), proxy_raw,
@@ -9,26 +10,28 @@ gold_raw. Normalisation as in Gao et al. 2022: each reward minus its mean under 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from rewardlab.measure import Fit, bon_curve, default_ns, fit_bon, normalize
+from rewardlab.optimize.curves import CURVE_COLUMNS
+from rewardlab.rewards.base import RULE
+from rewardlab.specs import Strict
 
-CURVE_COLUMNS = [
-    "optimizer",
-    "reward",
-    "reward_params",
-    "seed",
-    "step",
-    "kl",
-    "sqrt_kl",
-    "proxy",
-    "gold",
-    "proxy_raw",
-    "gold_raw",
-]
-RULE = "rule"  # the reward name of the task's own rule, optimised as a reference
+FAMILY = "sample"
+
+
+class Config(Strict):
+    """Best-of-n for every n up to the pool's size, by the unbiased estimator over the pool."""
+
+    kind: Literal["bon"] = Field("bon", description="best-of-n from the study's pool")
+    rewards: list[str] | None = Field(
+        None, description="rewards to pick by (default: every reward of the study)"
+    )
+    n_boot: int = Field(1000, ge=0, description="bootstrap resamples of prompts for fit intervals")
 
 
 @dataclass
@@ -164,14 +167,16 @@ def summarize(
 ) -> pd.DataFrame:
     """One row per (optimizer, reward): gold at its peak and at the largest step, the fall
     between them (with a 95% interval over prompts when `by_prompt` is given), proxy at the
-    largest step, and the fitted coefficients (`fits` is {optimizer: {reward: Fit}})."""
+    largest step, and the fitted coefficients (`fits` is {optimizer: {reward: Fit}}). The fall's
+    interval needs per-prompt curves: it is given for optimizers that have rows in `by_prompt`."""
     rows = []
+    per_prompt = set(by_prompt.optimizer) if by_prompt is not None and len(by_prompt) else set()
     for (opt, name), c in curves.groupby(["optimizer", "reward"], sort=False):
         c = c.sort_values("step")
         i = int(np.argmax(c["gold"].to_numpy()))
         f = fits.get(opt, {}).get(name)
         lo, hi = (np.nan, np.nan)
-        if by_prompt is not None and opt == "bon":
+        if by_prompt is not None and opt in per_prompt:
             lo, hi = drop_interval(by_prompt, name, int(c["step"].iloc[i]))
         rows.append(
             dict(

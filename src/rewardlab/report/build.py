@@ -13,10 +13,14 @@ import pandas as pd
 from rewardlab.cache import write_atomic
 from rewardlab.errors import RewardLabError
 from rewardlab.measure import Fit
+from rewardlab.optimize import family
 from rewardlab.optimize.best_of_n import BonResult, summarize
+from rewardlab.optimize.curves import CURVE_COLUMNS
 from rewardlab.report import plots
+from rewardlab.rewards.base import RULE
 
 REQUIRED = ("curves.csv", "curves_by_prompt.parquet", "fits.json")
+MEASUREMENTS = "measurements.csv"  # trained optimizers: every measurement, with errors
 
 
 def _finite(x):
@@ -46,24 +50,27 @@ def _fit_from(d: dict) -> Fit:
 
 def write_results(
     run_dir: Path,
-    bon: BonResult,
-    rl_curves: pd.DataFrame | None = None,
-    rl_fits: dict[str, Fit] | None = None,
+    bon: BonResult | None,
+    trained: pd.DataFrame | None = None,
+    detail: pd.DataFrame | None = None,
+    trained_fits: dict[str, dict[str, Fit]] | None = None,
 ) -> None:
-    """curves.csv (best-of-n and RL rows), curves_by_prompt.parquet, fits.json
+    """curves.csv (every optimizer's rows), curves_by_prompt.parquet (best-of-n per prompt),
+    measurements.csv (every trained optimizer's measurements), fits.json
     ({optimizer: {reward: fit}}), examples.csv."""
-    curves = (
-        bon.curves if rl_curves is None else pd.concat([bon.curves, rl_curves], ignore_index=True)
-    )
+    parts = [df for df in (bon.curves if bon else None, trained) if df is not None and len(df)]
+    curves = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
     curves.to_csv(run_dir / "curves.csv", index=False)
-    bon.by_prompt.assign(optimizer="bon").to_parquet(
-        run_dir / "curves_by_prompt.parquet", index=False
-    )
-    fits = {"bon": {k: _finite(f.to_dict()) for k, f in bon.fits.items()}}
-    if rl_fits:
-        fits["rl"] = {k: _finite(f.to_dict()) for k, f in rl_fits.items()}
+    by_prompt = bon.by_prompt.assign(optimizer="bon") if bon else pd.DataFrame(
+        columns=["reward", "prompt", "n", "kl", "proxy", "gold", "sqrt_kl", "optimizer"])  # fmt: skip
+    by_prompt.to_parquet(run_dir / "curves_by_prompt.parquet", index=False)
+    fits = {"bon": {k: _finite(f.to_dict()) for k, f in bon.fits.items()}} if bon else {}
+    for opt, d in (trained_fits or {}).items():
+        fits[opt] = {k: _finite(f.to_dict()) for k, f in d.items()}
     write_atomic(run_dir / "fits.json", json.dumps(fits, indent=1))
-    bon.examples.to_csv(run_dir / "examples.csv", index=False)
+    (bon.examples if bon else pd.DataFrame()).to_csv(run_dir / "examples.csv", index=False)
+    if detail is not None and len(detail):
+        detail.to_csv(run_dir / MEASUREMENTS, index=False)
 
 
 def load_results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
@@ -81,7 +88,11 @@ def load_results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.Da
             for opt, d in json.loads((run_dir / "fits.json").read_text()).items()
         }
         ex_path = run_dir / "examples.csv"
-        examples = pd.read_csv(ex_path) if ex_path.is_file() else pd.DataFrame()
+        examples = (
+            pd.read_csv(ex_path)
+            if ex_path.is_file() and ex_path.stat().st_size > 1
+            else pd.DataFrame()
+        )
         for col in ("prompt", "completion"):  # an empty completion reads back as NaN
             if col in examples:
                 examples[col] = examples[col].fillna("")
@@ -100,7 +111,8 @@ def _img(path: Path) -> str:
 def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
     """A short plain-language reading of the best-of-n summary."""
     parts = []
-    learned = summary[(summary.params > 0) & (summary.optimizer == "bon")].sort_values("params")
+    sampled = summary.optimizer.map(family) == "sample"
+    learned = summary[(summary.params > 0) & sampled].sort_values("params")
     for _, r in learned.iterrows():
         if r.gold_drop > 0.05:
             parts.append(
@@ -116,21 +128,23 @@ def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
                 f"highest at the largest n ({r.final_gold:.2f} std, peak {r.peak_gold:.2f}); no "
                 f"overoptimization within KL = {r.final_kl:.1f} nats."
             )
-    for _, r in summary[summary.optimizer == "rl"].iterrows():
+    for _, r in summary[~sampled].iterrows():
         ckpt = ""
         if detail is not None and "checkpoint" in detail:
-            row = detail[(detail.reward == r.reward) & (detail.step == r.peak_step)]
+            row = detail[(detail.optimizer == r.optimizer) & (detail.reward == r.reward)
+                         & (detail.step == r.peak_step)]  # fmt: skip
             ckpt = (
                 f" The peak-gold policy is saved in <code>{row.checkpoint.iloc[0]}</code>."
                 if len(row)
                 else ""
             )
+        proxy = "" if pd.isna(r.final_proxy) else f", while the proxy ends at {r.final_proxy:.2f}"
         parts.append(
-            f"RL against <b>{r.reward}</b>: gold peaks at {r.peak_gold:.2f} std (step {r.peak_step}, "
+            f"{r.optimizer.upper()} on <b>{r.reward}</b>: gold peaks at {r.peak_gold:.2f} std (step {r.peak_step}, "
             f"√KL = {r.peak_sqrt_kl:.2f}) and ends at {r.final_gold:.2f} (a fall of {r.gold_drop:.2f}) "
-            f"at KL = {r.final_kl:.2f} nats, while the proxy ends at {r.final_proxy:.2f}.{ckpt}"
+            f"at KL = {r.final_kl:.2f} nats{proxy}.{ckpt}"
         )
-    rule = summary[(summary.reward == "rule") & (summary.optimizer == "bon")]
+    rule = summary[(summary.reward == RULE) & sampled]
     if len(rule):
         parts.append(
             f"Optimising the rule itself reaches {rule.peak_gold.iloc[0]:.2f} "
@@ -148,30 +162,33 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
     bon_fits = fits.get("bon", {})
     summary = summarize(curves, fits, by_prompt)
     summary.to_csv(run_dir / "summary.csv", index=False)
-    bon = curves[curves.optimizer == "bon"]
-    bp = by_prompt[by_prompt.optimizer == "bon"] if "optimizer" in by_prompt else by_prompt
+    fam = curves.optimizer.map(family)
+    bon = curves[fam == "sample"]
+    bp = by_prompt
     params = dict(zip(bon.reward, bon.reward_params, strict=False))
-    figs = [
-        plots.plot_curves(bon, bp, bon_fits, run_dir),
-        plots.plot_gold_overlay(bon, run_dir),
-        plots.plot_coefficients(bon_fits, params, run_dir),
-    ]
-    rl = curves[curves.optimizer == "rl"]
+    figs = []
+    if len(bon):
+        figs = [
+            plots.plot_curves(bon, bp, bon_fits, run_dir),
+            plots.plot_gold_overlay(bon, run_dir),
+            plots.plot_coefficients(bon_fits, params, run_dir),
+        ]
+    trained = curves[fam == "trained"]
     rl_html = ""
-    detail_path = run_dir / "rl_measurements.csv"
+    detail_path = run_dir / MEASUREMENTS
     detail = pd.read_csv(detail_path) if detail_path.is_file() else None
-    if len(rl):
+    if len(trained):
         rl_figs = [
-            plots.plot_rl(rl, detail, fits.get("rl", {}), run_dir),
+            plots.plot_rl(trained, detail, fits, run_dir),
             plots.plot_bon_vs_rl(curves, run_dir),
         ]
         rl_html = (
-            "<h2>RL</h2><p>Measured every few steps on held-out prompts with fresh samples, apart "
-            "from what the trainer logs: KL(π‖π_init) in nats (k1; error bars 95%), gold and proxy "
-            "(normalised as for best-of-n). Full measurements in rl_measurements.csv.</p>"
-            + "".join(_img(f) for f in rl_figs)
+            "<h2>Trained optimizers</h2><p>Measured every few steps on held-out prompts with fresh "
+            "samples, apart from what the trainer logs: KL(π‖π_init) in nats (k1; error bars 95%), "
+            "gold and proxy (normalised as for best-of-n; DPO has no proxy unless it tracks one). "
+            f"Full measurements in {MEASUREMENTS}.</p>" + "".join(_img(f) for f in rl_figs)
         )
-    if len(examples):
+    if len(examples) and figs:
         figs.append(plots.plot_examples(examples, run_dir))
     rms_path = run_dir / "reward_models.csv"
     rms = pd.read_csv(rms_path) if rms_path.is_file() else pd.DataFrame()
@@ -203,9 +220,9 @@ pre{{background:#f6f6f6;padding:1em;font-size:12px}}</style></head><body>
 <h2>Summary</h2>{table(summary)}
 <p>Rewards are normalised as in Gao et al. 2022: 0 is the base policy's mean, 1 its standard deviation.
 KL of best-of-n is log n − (n−1)/n nats (an upper bound when completions repeat).</p>
-<h2>Curves</h2>{_img(figs[0])}{_img(figs[1])}
+<h2>Best-of-n curves</h2>{"".join(_img(f) for f in figs[:2])}
 {rl_html}
-<h2>Fitted coefficients</h2>{table(pd.DataFrame(fit_rows))}{_img(figs[2])}
+<h2>Fitted coefficients</h2>{table(pd.DataFrame(fit_rows))}{"".join(_img(f) for f in figs[2:3])}
 <h2>Reward models</h2>{table(rms) if len(rms) else "<p>none</p>"}
 {ex_html}{_img(figs[3]) if len(figs) > 3 else ""}
 <h2>Config</h2><pre>{html.escape(cfg)}</pre></body></html>"""

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rewardlab.measure import Fit  # noqa: E402
+from rewardlab.optimize import family  # noqa: E402
 
 
 def _save(fig, path: Path, tight: bool = True) -> Path:
@@ -124,26 +125,29 @@ def plot_examples(examples: pd.DataFrame, out: Path, per_reward: int = 2) -> Pat
     return _save(fig, out / "examples.png", tight=False)
 
 
-def plot_rl(rl: pd.DataFrame, detail: pd.DataFrame | None, fits: dict[str, Fit], out: Path) -> Path:
-    """RL: gold and proxy against sqrt(KL) per reward, with 95% intervals and the fitted RL form."""
-    rewards = list(dict.fromkeys(rl.reward))
-    fig, axes = plt.subplots(1, len(rewards), figsize=(4.2 * len(rewards), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], rewards, strict=True):
-        c = rl[rl.reward == name].sort_values("step")
+def plot_rl(
+    rl: pd.DataFrame, detail: pd.DataFrame | None, fits: dict[str, dict[str, Fit]], out: Path
+) -> Path:
+    """Trained optimizers: gold and proxy against sqrt(KL) per (optimizer, reward), with 95%
+    intervals and the fitted RL form."""
+    runs = list(dict.fromkeys(zip(rl.optimizer, rl.reward, strict=True)))
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.4), squeeze=False)
+    for ax, (opt, name) in zip(axes[0], runs, strict=True):
+        c = rl[(rl.optimizer == opt) & (rl.reward == name)].sort_values("step")
         gerr = perr = None
         if detail is not None and "gold_se" in detail:
-            d = detail[detail.reward == name].sort_values("step")
+            d = detail[(detail.optimizer == opt) & (detail.reward == name)].sort_values("step")
             gerr, perr = 1.96 * d.gold_se_norm.to_numpy(), 1.96 * d.proxy_se_norm.to_numpy()
         ax.errorbar(c.sqrt_kl, c.gold, yerr=gerr, fmt="o-", ms=3, color="C0", label="gold")
         ax.errorbar(c.sqrt_kl, c.proxy, yerr=perr, fmt="s-", ms=3, color="C1", label="proxy")
-        f = fits.get(name)
+        f = fits.get(opt, {}).get(name)
         if f is not None and np.isfinite(f.alpha):
             d = np.linspace(0, c.sqrt_kl.max(), 100)
             ax.plot(
                 d, f.predict(d), "--", color="C0", lw=1, label=f"fit α={f.alpha:.2f} β={f.beta:.2f}"
             )
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set_title(f"RL against {name}", fontsize=10)
+        ax.set_title(f"{opt} on {name}", fontsize=10)
         ax.set_xlabel("√KL (nats^½)")
         ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("reward (base-policy std)")
@@ -151,16 +155,16 @@ def plot_rl(rl: pd.DataFrame, detail: pd.DataFrame | None, fits: dict[str, Fit],
 
 
 def plot_bon_vs_rl(curves: pd.DataFrame, out: Path) -> Path:
-    """Gold against KL for best-of-n and RL, for every reward optimised by both."""
-    bon_rewards = set(curves[curves.optimizer == "bon"].reward)
-    both = [r for r in dict.fromkeys(curves[curves.optimizer == "rl"].reward) if r in bon_rewards]
+    """Gold against KL for every optimizer and reward (best-of-n solid, trained optimizers
+    dashed with markers; one colour per reward)."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for i, name in enumerate(both):
-        for opt, style in (("bon", "-"), ("rl", "o--")):
-            c = curves[(curves.reward == name) & (curves.optimizer == opt)].sort_values("step")
-            ax.plot(c.kl, c.gold, style, color=f"C{i}", ms=3, label=f"{opt}: {name}")
+    colours = {r: f"C{i % 10}" for i, r in enumerate(dict.fromkeys(curves.reward))}
+    for (opt, name), c in curves.groupby(["optimizer", "reward"], sort=False):
+        c = c.sort_values("step")
+        style = "-" if family(opt) == "sample" else "o--"
+        ax.plot(c.kl, c.gold, style, color=colours[name], ms=3, label=f"{opt}: {name}")
     ax.set_xlabel("KL (nats)")
     ax.set_ylabel("gold (base-policy std)")
-    ax.set_title("Best-of-n vs RL: gold against KL")
+    ax.set_title("Every optimizer: gold against KL")
     ax.legend(fontsize=7)
     return _save(fig, out / "bon_vs_rl.png")

@@ -1,12 +1,38 @@
-"""Ensembles of reward models, reduced as in Coste et al. 2023 (arXiv 2310.02743)."""
+"""Ensembles of reward models (kind `ensemble`), reduced as in Coste et al. 2023
+(arXiv 2310.02743): k members trained like a `learned` model with seed streams 0..k-1, one
+reward ``<name>/<reducer>`` per reducer."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
+
+from rewardlab.rewards import learned
+from rewardlab.rewards.base import Reward, RewardContext
 
 REDUCERS = ("mean", "min", "uwo")
+Reducer = Literal["mean", "min", "uwo"]
+
+
+class Config(learned.Config):
+    """k reward models of one spec, trained with different seeds, and the reducers to apply."""
+
+    kind: Literal["ensemble"] = Field("ensemble", description="reward source: an ensemble")
+    members: int = Field(3, ge=2, description="ensemble size; member i uses seed stream i")
+    reducers: list[Reducer] = Field(
+        default_factory=lambda: list(REDUCERS),
+        min_length=1,
+        description="one reward <name>/<reducer> per item: mean, min (worst case), uwo",
+    )
+    uwo_lambda: float = Field(1.0, ge=0, description="uncertainty-weighted: mean - lambda * var")
+
+    def training(self) -> dict:
+        """What each member depends on: the same as a single learned model of this spec."""
+        skip = {"name", "kind", "members", "reducers", "uwo_lambda"}
+        return self.model_dump(mode="json", include=set(learned.Config.model_fields) - skip)
 
 
 def reduce_scores(scores: np.ndarray, reducer: str, lam: float = 1.0) -> np.ndarray:
@@ -43,3 +69,18 @@ class EnsembleReward:
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], **kw) -> list[float]:
         scores = np.array([m(prompts, completions, **kw) for m in self.members])  # (k, B)
         return reduce_scores(scores, self.reducer, self.lam).tolist()
+
+
+def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+    """Train the members; one reward per reducer over the same member models."""
+    trained = learned.train_members(cfg, cfg.members, ctx)
+    members = [learned.LearnedReward(res.path, device=ctx.device) for res, _ in trained]
+    params = sum(m["params"] for _, m in trained)
+    out = []
+    for red in cfg.reducers:
+        lam = cfg.uwo_lambda if red == "uwo" else None
+        key = {"stages": [res.hash for res, _ in trained], "reducer": red, "lambda": lam}
+        meta = {**learned.reward_meta(cfg, trained), "base": cfg.name, "reducer": red, "lam": lam}
+        fn = EnsembleReward(members, red, cfg.uwo_lambda)
+        out.append(Reward(f"{cfg.name}/{red}", "ensemble", fn, key, params=params, meta=meta))
+    return out

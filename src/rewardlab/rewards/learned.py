@@ -1,29 +1,60 @@
-"""Learned reward models: Bradley-Terry training on preference pairs, and scoring as a reward
-function."""
+"""Learned reward models (kind `learned`): Bradley-Terry training on the study's preference pairs,
+the training stage, and scoring as a reward function."""
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from transformers import (
     AutoModelForSequenceClassification,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
+from rewardlab.cache import StageResult, read_parquet
 from rewardlab.errors import RewardLabError
-from rewardlab.models import load_tokenizer
+from rewardlab.models import (
+    build_reward_model,
+    check_positions,
+    count_params,
+    load_tokenizer,
+    positions_for,
+    to_device,
+)
 from rewardlab.policy import encode_pairs
+from rewardlab.rewards.base import Reward, RewardBase, RewardContext
+from rewardlab.seeding import seed_everything
+from rewardlab.specs import ModelSpec
+from rewardlab.tasks import build_tokenizer, load_task
 from rewardlab.training import minibatch_train
 
 NORM_FILE = "reward_norm.json"
+
+
+class Config(RewardBase):
+    """A reward model trained with Bradley-Terry on the study's preference pairs."""
+
+    kind: Literal["learned"] = Field("learned", description="reward source: a learned model")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="size or local folder")
+    init_from_policy: bool = Field(False, description="start from the base policy's weights")
+    train_pairs: int | None = Field(None, ge=1, description="use the first N training pairs")
+    epochs: int = Field(3, ge=1, description="passes over the training pairs")
+    lr: float = Field(1e-3, gt=0, description="peak AdamW learning rate (cosine decay)")
+    batch_size: int = Field(64, ge=1, description="pairs per optimizer step")
+
+    def training(self) -> dict:
+        """What the trained model depends on besides the data (not its name)."""
+        return self.model_dump(mode="json", include=set(Config.model_fields) - {"name", "kind"})
 
 
 def rm_scores(
@@ -34,6 +65,8 @@ def rm_scores(
 ) -> torch.Tensor:
     """The scalar head r(x, y) on ``<bos> x y <eos>``, shape (B,)."""
     ids, att, _ = encode_pairs(tok, prompts, completions)
+    ids, att = to_device(model, ids, att)
+    check_positions(model, ids.shape[1], "reward model scoring")
     return model(input_ids=ids, attention_mask=att).logits[:, 0].float()
 
 
@@ -45,7 +78,7 @@ def score_batched(model, tok, prompts, completions, batch_size: int = 512) -> np
         rm_scores(model, tok, prompts[i : i + batch_size], completions[i : i + batch_size])
         for i in range(0, len(prompts), batch_size)
     ]
-    return torch.cat(out).numpy() if out else np.zeros(0)
+    return torch.cat(out).cpu().numpy() if out else np.zeros(0)
 
 
 def pairwise_accuracy(model, tok, pairs: pd.DataFrame) -> tuple[float, float]:
@@ -113,7 +146,9 @@ class LearnedReward:
     model, so members of an ensemble share one scale. ``raw=True`` returns r itself.
     """
 
-    def __init__(self, path: str | Path, batch_size: int = 512, raw: bool = False):
+    def __init__(
+        self, path: str | Path, batch_size: int = 512, raw: bool = False, device: str = "cpu"
+    ):
         path = Path(path)
         self.tok = load_tokenizer(path)
         try:
@@ -125,7 +160,7 @@ class LearnedReward:
             raise RewardLabError(
                 f"could not load the reward model in {path}: {type(exc).__name__}: {exc}"
             ) from None
-        self.model.eval()
+        self.model.to(device).eval()
         self.mean, self.std = norm.get("norm_mean", 0.0), norm.get("norm_std", 1.0)
         self.batch_size = batch_size
         self.__name__ = f"rm:{path.name}"
@@ -133,3 +168,99 @@ class LearnedReward:
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], **kw) -> list[float]:
         r = score_batched(self.model, self.tok, list(prompts), list(completions), self.batch_size)
         return ((r - self.mean) / self.std).tolist()
+
+
+def stage_reward_model(
+    cfg: dict,
+    member: int,
+    task_cfg,
+    preferences: StageResult,
+    policy: StageResult | None,
+    seed: int,
+    device: str,
+    out: Path,
+) -> None:
+    """Train member `member` of a reward model (`cfg` = `Config.training()`), seeded by the
+    stream (seed, "reward_model", member); write the model, its tokenizer, the score
+    normalisation and metrics."""
+    cfg = Config(name="training", **cfg)
+    task = load_task(task_cfg.name, task_cfg.params)
+    rng = seed_everything(seed, "reward_model", member)
+    prefs = read_parquet(preferences.path / "preferences.parquet")
+    train, test = prefs[prefs.split == "train"], prefs[prefs.split == "test"]
+    if cfg.train_pairs is not None:
+        if cfg.train_pairs > len(train):
+            raise RewardLabError(
+                f"a reward model asks for train_pairs={cfg.train_pairs} but the preference "
+                f"data has only {len(train)} training pairs"
+            )
+        train = train.iloc[: cfg.train_pairs]
+    if policy is not None:  # initialised from the base policy: its tokenizer and body
+        tok = load_tokenizer(policy.path)
+    elif cfg.model.path:
+        tok = load_tokenizer(cfg.model.path)
+    else:
+        tok = build_tokenizer(task.vocab)
+    longest = max(len(tok(p, add_special_tokens=False)["input_ids"]) for p in set(prefs.prompt))
+    positions = positions_for(longest, task.max_new_tokens)
+    model = build_reward_model(
+        cfg.model, tok, init_from=policy.path if policy else None, positions=positions
+    )
+    model.config.pad_token_id = tok.pad_token_id
+    model.to(device)
+    t0 = time.perf_counter()
+    metrics = train_reward_model(
+        model, tok, train, test, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, rng=rng
+    )
+    metrics.update(params=count_params(model), seconds=time.perf_counter() - t0, member=member)
+    model.cpu().save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / NORM_FILE).write_text(
+        json.dumps({k: metrics[k] for k in ("norm_mean", "norm_std")}, indent=1)
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+
+
+def train_members(cfg: Config, members: int, ctx: RewardContext) -> list[tuple[StageResult, dict]]:
+    """Train (or take from the cache) members 0..members-1 of `cfg`: their stages and metrics.
+    Member 0 of an ensemble is the single model of the same spec, so they are trained once."""
+    out = []
+    for m in range(members):
+        label = cfg.name if members == 1 else f"{cfg.name}-m{m}"
+        res = ctx.stage(
+            f"rm-{label}",
+            "reward_model",
+            stage_reward_model,
+            cfg=cfg.training(),
+            member=m,
+            task_cfg=ctx.task_cfg,
+            preferences=ctx.preferences,
+            policy=ctx.policy if cfg.init_from_policy else None,
+            seed=ctx.seed,
+            device=ctx.device,
+        )
+        out.append((res, json.loads((res.path / "metrics.json").read_text())))
+    return out
+
+
+def reward_meta(cfg: Config, trained: list[tuple[StageResult, dict]]) -> dict:
+    """The rewards.csv columns of a learned model (or ensemble): size, data, accuracy."""
+    mets = [m for _, m in trained]
+    return dict(
+        trained_on="preferences",
+        train_pairs=mets[0]["train_pairs"],
+        test_accuracy=float(np.mean([m["test_accuracy"] for m in mets])),
+        members=len(mets),
+        model=json.dumps(cfg.model.model_dump(mode="json"), sort_keys=True),
+    )
+
+
+def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+    """Train the model on the study's preference pairs; score with `LearnedReward`."""
+    trained = train_members(cfg, 1, ctx)
+    ((res, met),) = trained
+    fn = LearnedReward(res.path, device=ctx.device)
+    key = {"stages": [res.hash]}
+    return [
+        Reward(cfg.name, "learned", fn, key, params=met["params"], meta=reward_meta(cfg, trained))
+    ]

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
+from pydantic import Field
+
+from rewardlab.rewards.base import RULE, Reward, RewardBase, RewardContext
 from rewardlab.tasks.base import Task, checked_gold
+
+
+class Config(RewardBase):
+    """The task's own gold rule (always available as `rule`; list it to give it another name)."""
+
+    name: str = Field(RULE, description="the name optimizers use for the rule")
+    kind: Literal["rule"] = Field("rule", description="reward source: the task's gold rule")
 
 
 class RuleReward:
@@ -20,3 +31,8 @@ class RuleReward:
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], **kw) -> list[float]:
         return checked_gold(self.task, prompts, completions)
+
+
+def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+    """The rule of the study's task (its identity is the task config, file content included)."""
+    return [Reward(cfg.name, "rule", RuleReward(ctx.task), key={"task": ctx.task_cfg.cache_key()})]

@@ -5,8 +5,10 @@ A user's task file defines ``make_task(**params) -> Task`` (see docs/TASKS.md fo
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -45,14 +47,32 @@ def _import_user_module(name: str):
         ) from None
 
 
+_LOADED: dict[str, Task] = {}
+
+
 def load_task(name: str, params: dict | None = None) -> Task:
-    """A built-in task by name, or a user's from a ``.py`` path or an importable module name.
+    """A built-in task by name, or a user's from a ``.py`` path or an importable module name
+    (loaded once per process for the same name, parameters and file content).
 
     Raises:
         RewardLabError: an unknown task, a file that fails to import, a module without
             ``make_task``, bad parameters, or an object that lacks the Task attributes.
     """
     params = dict(params or {})
+    memo = json.dumps([name, params, _file_sha(name)], sort_keys=True, default=str)
+    if memo not in _LOADED:
+        _LOADED[memo] = _load(name, params)
+    return _LOADED[memo]
+
+
+def _file_sha(name: str) -> str | None:
+    p = Path(name)
+    return (
+        hashlib.sha256(p.read_bytes()).hexdigest() if name.endswith(".py") and p.is_file() else None
+    )
+
+
+def _load(name: str, params: dict) -> Task:
     if name in BUILTIN:
         factory = BUILTIN[name]
     else:

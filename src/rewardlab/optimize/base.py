@@ -1,0 +1,106 @@
+"""The optimizer contract, and what the trained optimizers share around TRL's trainers.
+
+An optimizer is one module under `optimize/` with ``Config`` (a `Strict` model whose ``kind`` is
+a `Literal`), ``FAMILY`` (``"sample"``: picks among the base policy's samples; ``"trained"``:
+updates the policy) and ``run(cfg, ctx) -> list[Trained]`` (sample-based optimizers work from the
+scored pool instead, see `best_of_n`). A trained optimizer writes, per reward it optimises, a raw
+curve with the columns `measurement.RAW_COLUMNS`, measured by `measurement.Measure`;
+`curves.trained_rows` turns every raw curve into ``curves.csv`` rows the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from transformers import PrinterCallback, ProgressCallback
+
+from rewardlab.cache import Cache, StageResult
+from rewardlab.rewards.base import Reward
+from rewardlab.specs import SamplingConfig
+
+KEPT = ("model.safetensors", "config.json", "generation_config.json")  # of each checkpoint
+
+
+@dataclass
+class OptimizerContext:
+    """What an optimizer may use: the task, the base policy, the study's rewards (by name), its
+    preference stage, held-out prompts for measurement and the stage runner."""
+
+    task: object
+    task_cfg: object
+    seed: int
+    cache: Cache
+    policy: StageResult
+    preferences: StageResult
+    rewards: dict[str, Reward]
+    sampling: SamplingConfig
+    train_prompts: Callable[[int], list[str]]  # n -> the first n prompts of the "rl" stream
+    eval_prompts: Callable[[int], list[str]]  # n -> held-out prompts (those of the pool)
+    device: str = "cpu"
+    stages: dict[str, StageResult] = field(default_factory=dict)
+
+    def stage(self, label: str, name: str, fn: Callable[..., None], **inputs) -> StageResult:
+        """A resumable stage via the cache, recorded under `label` for the run folder."""
+        res = self.cache.run(name, fn, resumable=True, **inputs)
+        self.stages[label] = res
+        return res
+
+
+@dataclass
+class Trained:
+    """One trained optimizer run: its algorithm, the reward it optimised (None: none, as DPO),
+    the label of its stage in the run folder, its raw curve, and settings kept for analyses."""
+
+    optimizer: str
+    reward: str
+    proxy: str | None
+    label: str
+    raw: pd.DataFrame
+    beta: float = 0.0
+
+
+def quiet(trainer, show: bool) -> None:
+    """In logs and tests (no terminal): no per-step dictionaries or bars from the trainer."""
+    if not show:
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The trainer checkpoint with the highest step in `folder`, if any is complete."""
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1])) if done else None
+
+
+def common_args(device: str) -> dict:
+    """TrainingArguments every trained optimizer shares: full precision, no gradient
+    checkpointing, checkpoints only when `Measure` asks, no logging integrations."""
+    return dict(bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=device == "cpu",
+                save_strategy="no", report_to=[])  # fmt: skip
+
+
+def train_and_keep(trainer, work: Path, out: Path, tok) -> None:
+    """Train (resuming from the last checkpoint in `work`), then write the artifact to `out`:
+    curve.csv, checkpoints/step-N/ (policy weights at each measurement), final/ and
+    trainer_log.json."""
+    from rewardlab.optimize.measurement import CURVE_FILE
+
+    ckpt = last_checkpoint(work / "trainer")
+    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    shutil.copy2(work / CURVE_FILE, out / CURVE_FILE)
+    for c in sorted((work / "trainer").glob("checkpoint-*")):
+        dst = out / "checkpoints" / f"step-{int(c.name.split('-')[1]):05d}"
+        dst.mkdir(parents=True)
+        for f in c.iterdir():
+            if f.name in KEPT or f.name.startswith("tokenizer"):
+                shutil.copy2(f, dst / f.name)
+    trainer.model.save_pretrained(out / "final")
+    tok.save_pretrained(out / "final")
+    (out / "trainer_log.json").write_text(
+        json.dumps(trainer.state.log_history, indent=1, default=str)
+    )

@@ -1,0 +1,125 @@
+"""The one measurement of a policy, shared by every trained optimizer: fresh samples on held-out
+prompts -> KL(pi || pi_init) in nats, gold and proxy, with standard errors over prompts.
+
+`RAW_COLUMNS` is the fixed schema of a trained optimizer's raw curve (``curve.csv``). Sampling
+follows the study's `sampling` settings (temperature, max new tokens), like the pools that set
+the normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import TrainerCallback
+
+from rewardlab.cache import write_atomic
+from rewardlab.measure import kl_from_samples
+from rewardlab.policy import sample, token_logprobs
+from rewardlab.seeding import torch_generator
+from rewardlab.specs import SamplingConfig
+from rewardlab.tasks import Task, checked_gold
+
+CURVE_FILE = "curve.csv"
+RAW_COLUMNS = [
+    "step",
+    "kl",  # k1 = mean(log pi - log pi_init) over samples, nats (can be < 0 by noise)
+    "kl_se",
+    "kl_k3",
+    "kl_k3_se",
+    "gold_raw",
+    "gold_se",  # standard error over prompts of the per-prompt mean
+    "proxy_raw",  # NaN when the optimizer has no proxy reward (DPO)
+    "proxy_se",
+    "mean_length",
+    "example",
+]
+
+
+def max_tokens(sampling: SamplingConfig, task: Task) -> int:
+    """The completion bound of every sampler of the study: the config's, else the task's."""
+    return sampling.max_new_tokens or task.max_new_tokens
+
+
+def measure_policy(
+    model,
+    init_model,
+    tok,
+    task: Task,
+    sampling: SamplingConfig,
+    prompts: Sequence[str],
+    samples: int,
+    reward: Callable | None,
+    seed: int,
+    step: int,
+    columns: dict[str, list] | None = None,
+) -> dict:
+    """One row of `RAW_COLUMNS` for `model` at `step`.
+
+    For each prompt i, `samples` completions are drawn with the stream (seed, "measure", i) (the
+    same at every step, so steps differ by the policy only). KL from sequence log-probabilities
+    (`measure.kl_from_samples`); gold and proxy are means over all samples, their standard errors
+    over the per-prompt means. `reward` receives `columns` (the task's per-prompt columns) repeated
+    per sample; a sample it scores None is left out of the proxy mean.
+    """
+    model.eval()
+    limit = max_tokens(sampling, task)
+    comps, rep, logp = [], [], []
+    for i, p in enumerate(prompts):
+        c, lp = sample(model, tok, p, samples, max_new_tokens=limit,
+                       temperature=sampling.temperature, generator=torch_generator(seed, "measure", i))  # fmt: skip
+        comps += c
+        rep += [p] * len(c)
+        logp.append(lp)
+    logp = np.concatenate(logp)
+    with torch.no_grad():
+        lr, mask = token_logprobs(init_model, tok, rep, comps, limit)
+        logp_init = (lr * mask).sum(-1).cpu().numpy()
+    kl = kl_from_samples(logp, logp_init)
+    P = len(prompts)
+    gold = np.array(checked_gold(task, rep, comps))
+    g_p = gold.reshape(P, -1).mean(1)  # per prompt
+    row = dict(step=step, kl=kl.k1, kl_se=kl.k1_se, kl_k3=kl.k3, kl_k3_se=kl.k3_se,
+               gold_raw=gold.mean(), gold_se=g_p.std(ddof=1) / np.sqrt(P),
+               proxy_raw=np.nan, proxy_se=np.nan,
+               mean_length=float(np.mean([len(c.split()) for c in comps])), example=comps[0])  # fmt: skip
+    if reward is not None:
+        kw = {k: [v for v in vals for _ in range(samples)] for k, vals in (columns or {}).items()}
+        proxy = np.array([np.nan if s is None else s for s in reward(rep, comps, **kw)], float)
+        x_p = np.nanmean(proxy.reshape(P, -1), 1)
+        row.update(proxy_raw=np.nanmean(proxy), proxy_se=np.nanstd(x_p, ddof=1) / np.sqrt(P))
+    return row
+
+
+class Measure(TrainerCallback):
+    """Every `every` steps (and at step 0 and the last step): `measure_policy` of the trained
+    model; rows go to `curve_path`, written atomically after each measurement, and the trainer
+    is asked for a checkpoint, so a killed run resumes at its last measurement."""
+
+    def __init__(self, every: int, curve_path: Path, **measure_kw):
+        self.every, self.curve_path, self.kw = every, curve_path, measure_kw
+        self.rows = pd.read_csv(curve_path).to_dict("records") if curve_path.is_file() else []
+
+    def _record(self, model, step: int) -> None:
+        if any(r["step"] == step for r in self.rows):
+            return
+        self.rows.append(measure_policy(model, step=step, **self.kw))
+        model.train()
+        write_atomic(
+            self.curve_path, pd.DataFrame(self.rows, columns=RAW_COLUMNS).to_csv(index=False)
+        )
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        self.rows = [
+            r for r in self.rows if r["step"] <= state.global_step
+        ]  # resumed: drop the future
+        self._record(model, state.global_step)
+
+    def on_step_end(self, args, state, control, model=None, **kw):
+        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+            self._record(model, state.global_step)
+            control.should_save = True  # a trainer checkpoint at every measurement
+        return control

@@ -1,0 +1,100 @@
+"""The reward-source contract: a config with `name` and `kind`, and a `build` that returns
+`Reward`s (a callable with TRL's signature plus its metadata) from a `RewardContext`.
+
+A reward kind is one module under `rewards/` with ``Config`` (a `RewardBase` whose ``kind`` is a
+`Literal`) and ``build(cfg, ctx) -> list[Reward]``; `rewards.KINDS` maps kind to module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from rewardlab.cache import Cache, StageResult
+from rewardlab.specs import Strict
+
+RULE = "rule"  # the name of the task's own rule, always available as a reward
+
+RewardFn = Callable[..., list[float]]  # f(prompts, completions, **kw) -> one score per sample
+
+
+class RewardBase(Strict):
+    """Fields every reward source has."""
+
+    name: str = Field(..., description="the name optimizers and tables use for this reward")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not v or "/" in v or v != v.strip():
+            raise ValueError(f"reward name {v!r} must be non-empty, without '/' or edge spaces")
+        return v
+
+
+@dataclass
+class Reward:
+    """A built reward: the callable, what identifies it for caching, and its metadata.
+
+    Attributes:
+        name: unique within a study (an ensemble's are ``<name>/<reducer>``).
+        kind: the source kind (`rule`, `learned`, `ensemble`, `function`, ...).
+        fn: ``fn(prompts, completions, **kw) -> list[float]``, TRL's reward signature.
+        key: JSON-able identity of the reward (stage hashes, file digests, parameters): a stage
+            that scores or optimises this reward is keyed on it.
+        params: trainable parameters (0 for a rule or a function).
+        meta: more columns for ``rewards.csv`` (what it was trained on, its reducer, ...).
+        isolate: run it in a child process that can be stopped (code the lab did not write).
+    """
+
+    name: str
+    kind: str
+    fn: RewardFn
+    key: Any
+    params: int = 0
+    meta: dict = field(default_factory=dict)
+    isolate: bool = False
+
+    def cache_key(self) -> Any:
+        return {"reward": self.name, "kind": self.kind, "key": self.key}
+
+
+@dataclass
+class RewardContext:
+    """What a reward source may use to build itself.
+
+    `stage(name, fn, **inputs)` builds (or takes from the cache) a stage keyed on its inputs;
+    `policy` and `preferences` are the study's base-policy and preference stages.
+    """
+
+    task: Any
+    task_cfg: Any
+    seed: int
+    cache: Cache
+    policy: StageResult
+    preferences: StageResult
+    device: str = "cpu"
+    log: Callable[[str], None] = print
+    stages: dict[str, StageResult] = field(default_factory=dict)
+
+    def stage(self, label: str, name: str, fn: Callable[..., None], **inputs) -> StageResult:
+        """Build stage `name` via the cache and record it under `label` for the run folder."""
+        res = self.cache.run(name, fn, **inputs)
+        self.stages[label] = res
+        return res
+
+
+def columns_for(task: Any, prompts: Sequence[str]) -> dict[str, list]:
+    """The task's per-prompt dataset columns (e.g. a reference answer), one value per prompt;
+    {} for a task without ``columns``. Rewards receive them as keyword arguments, as TRL passes a
+    dataset's columns."""
+    fn = getattr(task, "columns", None)
+    if fn is None:
+        return {}
+    cols = fn(list(prompts))
+    for k, v in cols.items():
+        if len(v) != len(prompts):
+            raise ValueError(f"task column {k!r} has {len(v)} values for {len(prompts)} prompts")
+    return {k: list(v) for k, v in cols.items()}

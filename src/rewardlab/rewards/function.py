@@ -1,0 +1,86 @@
+"""A user's reward function from a Python file or module: ``reward(prompts, completions, **kw)``.
+
+The function has TRL's reward signature; it receives the dataset's columns (the task's
+per-prompt columns, such as a reference answer) and, under a TRL trainer, TRL's keyword
+arguments (``completion_ids``, ``trainer_state``, ...). Code the lab did not write runs in a child
+process that a timeout can stop (`rewards.guard`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from rewardlab.cache import file_digest
+from rewardlab.errors import RewardLabError
+from rewardlab.rewards.base import Reward, RewardBase, RewardContext
+
+
+class Config(RewardBase):
+    """A reward function a user brings (a .py file or an importable module)."""
+
+    kind: Literal["function"] = Field("function", description="reward source: a user's function")
+    path: str = Field(..., description="a .py file, or an importable module name")
+    function: str = Field("reward", description="name of the function in that file or module")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments bound to every call"
+    )
+
+    def cache_key(self) -> dict:
+        """The config, and the file's content when `path` is a file (an edit is a new reward)."""
+        d = self.model_dump(mode="json")
+        if self.path.endswith(".py"):
+            d["sha256"] = file_digest(self.path)
+        return d
+
+
+class FunctionReward:
+    """``FunctionReward(path, function, params)(prompts, completions, **kw)``: the user's function
+    called with `params` bound; importable by path, so a child process can load it again."""
+
+    def __init__(self, path: str, function: str = "reward", params: dict | None = None):
+        self.path, self.function, self.params = path, function, dict(params or {})
+        self.fn = load_function(path, function)
+        self.__name__ = f"function:{Path(path).stem}.{function}"
+
+    def __call__(self, prompts, completions, **kw) -> list:
+        return self.fn(prompts, completions, **{**kw, **self.params})
+
+    def __reduce__(self):  # pickled as its recipe: the child imports the file itself
+        return (FunctionReward, (self.path, self.function, self.params))
+
+
+def load_function(path: str, function: str = "reward"):
+    """Import `function` from the file or module `path`."""
+    where = f"reward function {function!r} of {path!r}"
+    try:
+        if path.endswith(".py"):
+            p = Path(path)
+            if not p.is_file():
+                raise RewardLabError(f"reward file {path!r} does not exist")
+            spec = importlib.util.spec_from_file_location(f"rewardlab_user_reward_{p.stem}", p)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(path)
+    except RewardLabError:
+        raise
+    except Exception as exc:
+        raise RewardLabError(f"{where}: import failed: {type(exc).__name__}: {exc}") from None
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise RewardLabError(f"{where}: no callable named {function!r} in it")
+    return fn
+
+
+def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+    """The user's function, run isolated; its identity includes the file's content."""
+    fn = FunctionReward(cfg.path, cfg.function, cfg.params)
+    meta = {"source": cfg.path, "function": cfg.function}
+    return [Reward(cfg.name, "function", fn, key=cfg.cache_key(), meta=meta, isolate=True)]
