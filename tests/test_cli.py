@@ -122,9 +122,9 @@ def test_gridworld_run_writes_a_table_with_intervals(monkeypatch, capsys, tmp_pa
 
 def test_sweep_dry_run_and_bad_sweep_files(monkeypatch, capsys, study_file, tmp_path):
     sweep = tmp_path / "sweep.yaml"
-    sweep.write_text(f"sweep: s\nbase: {study_file.name}\ngrid: {{seed: [0, 1], bon.n: [8]}}\n")
+    sweep.write_text(f"sweep: s\nbase: {study_file.name}\ngrid: {{seed: [0, 1], pool.n: [8]}}\n")
     code, out, _ = run_cli(monkeypatch, capsys, "sweep", str(sweep), "--dry-run")
-    assert code == 0 and "s-000  seed=0  bon.n=8" in out and "2 studies" in out
+    assert code == 0 and "s-000  seed=0  pool.n=8" in out and "2 studies" in out
     sweep.write_text(f"sweep: s\nbase: {study_file.name}\ngrid: {{policy.epochz: [1]}}\n")
     code, _, err = run_cli(monkeypatch, capsys, "sweep", str(sweep))
     assert code == 2

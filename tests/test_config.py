@@ -24,9 +24,9 @@ def test_wrong_value_names_the_key(tmp_path):
 
 
 def test_overrides_and_round_trip(tmp_path):
-    path = write(tmp_path, {"seed": 1, "reward_models": [{"name": "a"}]})
-    cfg = load_config(path, ["seed=5", "task.name=arithmetic", "reward_models.0.members=3"])
-    assert (cfg.seed, cfg.task.name, cfg.reward_models[0].members) == (5, "arithmetic", 3)
+    path = write(tmp_path, {"seed": 1, "rewards": [{"name": "a", "kind": "ensemble"}]})
+    cfg = load_config(path, ["seed=5", "task.name=arithmetic", "rewards.0.members=4"])
+    assert (cfg.seed, cfg.task.name, cfg.rewards[0].members) == (5, "arithmetic", 4)
     again = StudyConfig.model_validate(yaml.safe_load(dump_config(cfg)))
     assert again == cfg
 
@@ -47,4 +47,22 @@ def test_heads_must_divide_width():
 
 def test_duplicate_reward_model_names():
     with pytest.raises(RewardLabError, match="unique"):
-        load_config(None, ["reward_models=[{name: a}, {name: a}]"])
+        load_config(
+            None, ["rewards=[{name: a, kind: learned}, {name: a, kind: function, path: f.py}]"]
+        )
+
+
+def test_earlier_study_files_are_told_how_to_write_them_now():
+    with pytest.raises(RewardLabError, match=r"'reward_models': list them under 'rewards:'.*'rl'"):
+        load_config(None, ["reward_models=[{name: a}]", "rl.steps=3"])
+
+
+def test_optimizers_name_known_rewards_and_appear_once():
+    with pytest.raises(RewardLabError, match=r"optimizer 'grpo' names unknown rewards \['nope'\]"):
+        load_config(None, ["optimizers=[{kind: grpo, rewards: [rule, nope]}]"])
+    with pytest.raises(RewardLabError, match=r"appear once; repeated: \['bon'\]"):
+        load_config(None, ["optimizers=[{kind: bon}, {kind: bon}]"])
+    with pytest.raises(RewardLabError, match=r"optimizers\.0.*tag 'ppo'"):
+        load_config(None, ["optimizers=[{kind: ppo}]"])
+    with pytest.raises(RewardLabError, match=r"'/'"):
+        load_config(None, ["rewards=[{name: a/b, kind: learned}]"])

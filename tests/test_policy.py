@@ -1,15 +1,15 @@
 import numpy as np
 import torch
 
-from rewardlab.config import ModelSpec
 from rewardlab.models import build_causal_lm
 from rewardlab.policy import sample, token_logprobs, train_sft
 from rewardlab.seeding import seed_everything
+from rewardlab.specs import ModelSpec
 from rewardlab.tasks import build_tokenizer, load_task
 
 
 def small_policy(task):
-    seed_everything(0)
+    seed_everything(0, "test")
     tok = build_tokenizer(task.vocab)
     return build_causal_lm(ModelSpec(n_layer=1, n_embd=32, n_head=4), tok), tok
 

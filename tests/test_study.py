@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rewardlab import study as study_mod
 from rewardlab.errors import RewardLabError
+from rewardlab.rewards import learned
 from rewardlab.study import run_study
 
 
@@ -33,7 +33,7 @@ def test_study_end_to_end_then_fully_cached(tiny_config, tmp_path):
     pool = pd.read_parquet(run / "stages/pool-bon/pool.parquet")
     assert len(pool) == 3 * 16 and pool.gold.between(0, 1).all()
     scores = pd.read_parquet(run / "stages/scores/scores.parquet")
-    assert {"rm-a", "rm-b/mean", "rm-b/min", "rm-b/uwo", "rm-b/m0"} <= set(scores.columns)
+    assert {"rm-a", "rm-b/mean", "rm-b/min", "rm-b/uwo"} <= set(scores.columns)
     rms = pd.read_csv(run / "reward_models.csv")
     assert rms.params.gt(0).all() and rms.test_accuracy.between(0, 1).all()
     curves = pd.read_csv(run / "curves.csv")
@@ -47,7 +47,12 @@ def test_study_end_to_end_then_fully_cached(tiny_config, tmp_path):
     assert np.allclose(first.gold_raw, pool.gold.mean())
     assert (curves[curves.reward == "rule"].reward_params == 0).all()
     b = curves[curves.reward == "rm-b/min"].reward_params.iloc[0]
-    assert b == rms[rms.reward == "rm-b"].params.sum()
+    assert b == rms[rms.stage.str.startswith("rm-rm-b-")].params.sum()  # both members
+    table = pd.read_csv(run / "rewards.csv").set_index("reward")
+    assert table.loc["rm-b/uwo", ["kind", "base", "reducer", "members"]].tolist() == [
+        "ensemble", "rm-b", "uwo", 2,
+    ]  # fmt: skip
+    assert table.loc["rule", "kind"] == "rule" and table.loc["rm-a", "trained_on"] == "preferences"
     fits = json.loads((run / "fits.json").read_text())["bon"]
     assert {"alpha", "beta", "d_star", "r_star", "rmse", "ci"} <= set(fits["rm-a"])
     for f in ("report.html", "bon_curves.png", "coefficients.png", "examples.png"):
@@ -61,21 +66,19 @@ def test_study_end_to_end_then_fully_cached(tiny_config, tmp_path):
 
 
 def test_a_killed_run_resumes_without_redoing_finished_stages(tiny_config, tmp_path, monkeypatch):
-    real = study_mod.stage_reward_model
-    calls = []
+    real = learned.stage_reward_model
 
-    def dies_on_second_member(cfg, member, *a, **kw):
-        calls.append((cfg.name, member))
-        if cfg.name == "rm-b" and member == 1:
+    def dies_on_second_member(cfg, member, **kw):
+        if cfg["model"]["n_embd"] == 16 and member == 1:  # rm-b's second member
             raise KeyboardInterrupt  # the user pressed ctrl-c mid-stage
-        return real(cfg, member, *a, **kw)
+        return real(cfg, member, **kw)
 
-    monkeypatch.setattr(study_mod, "stage_reward_model", dies_on_second_member)
+    monkeypatch.setattr(learned, "stage_reward_model", dies_on_second_member)
     with pytest.raises(KeyboardInterrupt):
         run_study(tiny_config, tmp_path / "run", log=lambda m: None)
     cache = tmp_path / "cache"
     assert not [p for p in cache.iterdir() if ".tmp-" in p.name]  # no half-written stage left
-    monkeypatch.setattr(study_mod, "stage_reward_model", real)
+    monkeypatch.setattr(learned, "stage_reward_model", real)
     s = run_study(tiny_config, tmp_path / "run", log=lambda m: None)
     assert built(s) == {"rm-rm-b-m1", "pool-bon", "scores"}
 
@@ -109,9 +112,16 @@ def test_report_is_rebuilt_from_the_files_alone(tiny_config, tmp_path):
     import shutil
 
     shutil.rmtree(tiny_config.cache_dir)  # the cache is gone too: only the run folder is left
-    summary = build_report(run)
+    summary = build_report(run).set_index(["optimizer", "reward"])
     assert (run / "report.html").read_text().count("<img") >= 3
-    pd.testing.assert_frame_equal(summary, s.summary)
+    curves = pd.read_csv(run / "curves.csv")  # the summary's numbers, recomputed from the curves
+    for (opt, reward), c in curves.groupby(["optimizer", "reward"]):
+        c = c.sort_values("step")
+        row = summary.loc[(opt, reward)]
+        assert row.peak_gold == pytest.approx(c.gold.max())
+        assert row.final_gold == pytest.approx(c.gold.iloc[-1])
+        assert row.gold_drop == pytest.approx(c.gold.max() - c.gold.iloc[-1])
+    assert s.run_dir == run
 
 
 def test_report_of_a_folder_that_is_not_a_run(tmp_path):
@@ -127,9 +137,10 @@ def test_llama_policy_and_a_local_model_folder(tiny_config, tmp_path):
 
     d = tiny_config.model_dump()
     d["policy"]["model"] = {"arch": "llama", "n_layer": 1, "n_embd": 16, "n_head": 2}
-    d["reward_models"] = [
+    d["rewards"] = [
         {
             "name": "rm",
+            "kind": "learned",
             "model": {"arch": "llama", "n_layer": 1, "n_embd": 8, "n_head": 2},
             "epochs": 1,
         }

@@ -24,10 +24,11 @@ RL = dict(
 
 def write_sweep(tmp_path, grid, **extra) -> str:
     base = tiny_config_dict(tmp_path)
-    base["reward_models"] = [
-        {"name": "rm", "model": {"n_layer": 1, "n_embd": 8, "n_head": 2}, "epochs": 1}
-    ]
-    base["rl"] = RL
+    base["rewards"] = [
+        {"name": "rm", "kind": "learned", "model": {"n_layer": 1, "n_embd": 8, "n_head": 2},
+         "epochs": 1}
+    ]  # fmt: skip
+    base["optimizers"].append({"kind": "grpo", **RL})
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
     sweep = {"sweep": "t", "base": "base.yaml", "grid": grid, **extra}
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
@@ -38,21 +39,21 @@ def test_expand_product_union_and_overrides(tmp_path):
     path = write_sweep(
         tmp_path,
         [
-            {"reward_models.0.model.n_embd": [4, 8], "seed": [0, 1, 2]},
-            {"seed": [0], "rl.beta": [0.0, 0.5]},
+            {"rewards.0.model.n_embd": [4, 8], "seed": [0, 1, 2]},
+            {"seed": [0], "optimizers.1.beta": [0.0, 0.5]},
         ],  # fmt: skip
-        set={"bon.n": 8},
+        set={"pool.n": 8},
     )
     points = expand(load_sweep(path))
     # 2 x 3 from the first grid; of the second, (seed 0, beta 0) is the first grid's
     # (n_embd 8, seed 0) study (the base has n_embd 8 and beta 0): one new study
     assert len(points) == 7
-    assert points[3].values == {"reward_models.0.model.n_embd": 8, "seed": 0}
+    assert points[3].values == {"rewards.0.model.n_embd": 8, "seed": 0}
     assert points[3].blocks == [0, 1]
     assert [p.values["seed"] for p in points[:3]] == [0, 1, 2]  # the last key varies fastest
-    assert [p.config.reward_models[0].model.n_embd for p in points[:6]] == [4, 4, 4, 8, 8, 8]
-    assert all(p.config.bon.n == 8 for p in points)
-    assert points[6].config.rl.beta == 0.5 and points[6].blocks == [1]
+    assert [p.config.rewards[0].model.n_embd for p in points[:6]] == [4, 4, 4, 8, 8, 8]
+    assert all(p.config.pool.n == 8 for p in points)
+    assert points[6].config.optimizers[1].beta == 0.5 and points[6].blocks == [1]
     assert [p.id for p in points[:2]] == ["t-000", "t-001"]
     assert points[0].config.study == "t-000"
     # the same values in two grids are one study that belongs to both
@@ -69,7 +70,7 @@ def test_expand_product_union_and_overrides(tmp_path):
         ({"grid": {}}, "'grid' is empty"),
         ({"grid": {"seed": []}}, "grid key 'seed' has no values"),
         ({"grid": {"seed": [0, "one"]}}, "study t-001 (seed=one): 'seed'"),
-        ({"grid": {"reward_models.0.colour": [1]}}, "unknown key 'reward_models.0.colour'"),
+        ({"grid": {"rewards.0.colour": [1]}}, "unknown key 'rewards.0.colour'"),
         ({"grid": {"reward_models.3.epochs": [1]}}, "no list item '3'"),
         ({"grid": {"bon.n": ["many"]}}, "'bon.n'"),
         ({"grid": {"seed": [0]}, "backend": "slurm"}, "'backend'"),
@@ -90,22 +91,22 @@ def test_missing_base_is_named(tmp_path):
 
 
 def test_sweep_runs_gathers_and_resumes(tmp_path):
-    path = write_sweep(tmp_path, {"reward_models.0.model.n_embd": [4, 8], "seed": [0, 1]})
+    path = write_sweep(tmp_path, {"rewards.0.model.n_embd": [4, 8], "seed": [0, 1]})
     msgs = []
     out = run_sweep(load_sweep(path), tmp_path / "out", workers=2, log=msgs.append)
     studies = pd.read_csv(out / "studies.csv")
     assert studies.ok.all() and len(studies) == 4
     curves = pd.read_csv(out / "curves.csv")
-    assert list(curves.columns[:3]) == ["study", "reward_models.0.model.n_embd", "seed"]
-    for sid, n_embd, seed in studies[["study", "reward_models.0.model.n_embd", "seed"]].values:
+    assert list(curves.columns[:3]) == ["study", "rewards.0.model.n_embd", "seed"]
+    for sid, n_embd, seed in studies[["study", "rewards.0.model.n_embd", "seed"]].values:
         own = pd.read_csv(out / "studies" / sid / "curves.csv")
         mine = curves[curves.study == sid]
-        assert len(mine) == len(own) and (mine["reward_models.0.model.n_embd"] == n_embd).all()
+        assert len(mine) == len(own) and (mine["rewards.0.model.n_embd"] == n_embd).all()
         pd.testing.assert_frame_equal(
             mine[own.columns].reset_index(drop=True), own, check_dtype=False
         )
         assert (mine.seed == seed).all()
-    assert set(curves.optimizer) == {"bon", "rl"}
+    assert set(curves.optimizer) == {"bon", "grpo"}
     assert (out / "report.html").stat().st_size > 1000
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary.study) == set(studies.study)
@@ -113,7 +114,7 @@ def test_sweep_runs_gathers_and_resumes(tmp_path):
     built = {sid: json.loads((out / "studies" / sid / "done.json").read_text())["built"]
              for sid in studies.study}  # fmt: skip
     assert sum("policy" in b for b in built.values()) == 2
-    assert sum("rl-rule" in b for b in built.values()) == 2
+    assert sum("grpo-rule" in b for b in built.values()) == 2
 
     # resume: nothing to do
     msgs.clear()
@@ -129,7 +130,7 @@ def test_sweep_runs_gathers_and_resumes(tmp_path):
 
 
 def test_a_failing_study_is_reported_and_the_others_kept(tmp_path):
-    path = write_sweep(tmp_path, {"reward_models.0.train_pairs": [5, 100_000]})
+    path = write_sweep(tmp_path, {"rewards.0.train_pairs": [5, 100_000]})
     with pytest.raises(RewardLabError, match=r"1 of 2 studies failed.*t-001.*train_pairs=100000"):
         run_sweep(load_sweep(path), tmp_path / "out", workers=1, log=lambda m: None)
     studies = pd.read_csv(tmp_path / "out" / "studies.csv")
@@ -139,7 +140,7 @@ def test_a_failing_study_is_reported_and_the_others_kept(tmp_path):
 
 def test_process_and_ray_backends_give_the_same_numbers(tmp_path):
     pytest.importorskip("ray")
-    grid = {"reward_models.0.model.n_embd": [4, 8], "seed": [0]}
+    grid = {"rewards.0.model.n_embd": [4, 8], "seed": [0]}
     frames = {}
     for backend in ("process", "ray"):
         d = tmp_path / backend

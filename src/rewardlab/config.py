@@ -15,7 +15,9 @@ from pydantic import Field, ValidationError, model_validator
 
 from rewardlab.cache import file_digest
 from rewardlab.errors import RewardLabError
+from rewardlab.optimize import KINDS as OPTIMIZER_KINDS
 from rewardlab.optimize import OptimizerSpec
+from rewardlab.rewards import KINDS as REWARD_KINDS
 from rewardlab.rewards import RULE, RewardSpec
 from rewardlab.specs import Device, ModelSpec, SamplingConfig, Strict
 
@@ -72,6 +74,7 @@ class PoolConfig(Strict):
     n: int = Field(1024, ge=2, description="completions per prompt in the pool")
 
 
+TAGS = set(REWARD_KINDS) | set(OPTIMIZER_KINDS)  # the `kind`s of the config unions
 MOVED = {  # keys of earlier study files, and how to write them now
     "reward_models": "list them under 'rewards:' with 'kind: learned' (or 'kind: ensemble' with "
     "members >= 2 and reducers: [mean, min, uwo]; the rewards are then <name>/<reducer>)",
@@ -104,6 +107,7 @@ class StudyConfig(Strict):
     pool: PoolConfig = Field(default_factory=PoolConfig, description="the base policy's pool")
     optimizers: list[OptimizerSpec] = Field(
         default_factory=lambda: [{"kind": "bon"}],
+        validate_default=True,
         description="optimizers (kind: bon, grpo, rloo, dpo), each at most once",
     )
 
@@ -187,11 +191,16 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     """One paragraph naming each bad key (dotted path) and what is wrong with it."""
     parts = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        # a discriminated union puts the kind into the path (rewards.0.learned.lr): drop it
+        path = [x for i, x in enumerate(e["loc"])
+                if not (i and isinstance(e["loc"][i - 1], int) and x in TAGS)]  # fmt: skip
+        loc = ".".join(str(x) for x in path) or "(top level)"
         if e["type"] == "extra_forbidden":
             parts.append(f"unknown key '{loc}'")
         else:
-            parts.append(f"'{loc}': {e['msg']} (got {e.get('input')!r})")
+            got = repr(e.get("input"))
+            shown = f" (got {got})" if len(got) <= 80 and e["loc"] else ""
+            parts.append(f"'{loc}': {e['msg']}{shown}")
     return f"invalid config {source}: " + "; ".join(parts)
 
 

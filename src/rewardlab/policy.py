@@ -167,7 +167,9 @@ def sample(
         logits = policy_logits(res.logits[:, -1].float().cpu(), tok) / temperature  # (n, V)
         logp = F.log_softmax(logits, dim=-1)
         cdf = logp.exp().cumsum(-1)  # (n, V)
-        nxt = torch.searchsorted(cdf, uniforms[:, t : t + 1], right=True).squeeze(-1)  # (n,)
+        nxt = torch.searchsorted(cdf, uniforms[:, t : t + 1].contiguous(), right=True).squeeze(
+            -1
+        )  # (n,)
         nxt = nxt.clamp(max=cdf.shape[-1] - 1)  # u above a cdf that rounds below 1
         logp_sum += torch.where(done, 0.0, logp.gather(-1, nxt[:, None]).squeeze(-1))
         nxt = torch.where(done, tok.pad_token_id, nxt)

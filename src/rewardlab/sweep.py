@@ -257,7 +257,7 @@ def run_sweep(
 
     Writes ``sweep.yaml`` (resolved), ``studies.csv`` (id, swept values, status, seconds),
     ``curves.csv`` and ``summary.csv`` (every study's rows plus the swept columns),
-    ``reward_models.csv``, ``rl_measurements.csv`` and the sweep report.
+    ``rewards.csv``, ``reward_models.csv``, ``measurements.csv`` and the sweep report.
 
     Raises:
         RewardLabError: when some studies failed (after the others finished and were gathered).
@@ -313,7 +313,6 @@ def run_sweep(
             {"study": p.id, **{k: _label(p.values.get(k)) for k in swept},
              "blocks": " ".join(map(str, p.blocks)), "seed": p.config.seed,
              "flip_rate": p.config.preferences.flip_rate,
-             "rl_beta": p.config.rl.beta if p.config.rl else None,
              "ok": status[p.id]["ok"], "seconds": status[p.id]["seconds"],
              "error": status[p.id].get("error", "")}
             for p in points
@@ -338,7 +337,7 @@ def swept_keys(points: list[Point]) -> list[str]:
     return list(dict.fromkeys(k for p in points for k in p.values))
 
 
-GATHERED = ("curves.csv", "summary.csv", "reward_models.csv", "rl_measurements.csv")
+GATHERED = ("curves.csv", "summary.csv", "rewards.csv", "reward_models.csv", "measurements.csv")
 
 
 def gather(out: Path, points: list[Point]) -> None:

@@ -1,10 +1,10 @@
 import numpy as np
 import pandas as pd
 
-from rewardlab.config import ModelSpec
 from rewardlab.models import build_reward_model, count_params
 from rewardlab.rewards import LearnedReward, train_reward_model
 from rewardlab.seeding import seed_everything
+from rewardlab.specs import ModelSpec
 from rewardlab.tasks import build_tokenizer
 
 
@@ -31,7 +31,7 @@ def synthetic_pairs(n: int, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def test_reward_model_learns_a_learnable_rule(tmp_path):
-    rng = seed_everything(0)
+    rng = seed_everything(0, "test")
     tok = build_tokenizer([str(d) for d in range(10)] + ["count", ":"])
     model = build_reward_model(ModelSpec(n_layer=1, n_embd=32, n_head=4), tok)
     train, test = synthetic_pairs(3000, rng), synthetic_pairs(500, rng)
@@ -49,11 +49,10 @@ def test_reward_model_learns_a_learnable_rule(tmp_path):
     r = LearnedReward(tmp_path)
     hi, lo = r(["count :"] * 2, ["7 7 7 7 7 1 2 3", "1 2 3 1 2 3 1 2"])
     assert hi > lo
-    raw = LearnedReward(tmp_path, raw=True)(["count :"], ["7 7 7 7 7 1 2 3"])[0]
-    assert (
-        hi == np.float32((raw - m["norm_mean"]) / m["norm_std"])
-        or abs(hi - (raw - m["norm_mean"]) / m["norm_std"]) < 1e-4
-    )
+    # standardised by the training completions: over exactly those, mean 0 and std 1
+    comps = train.chosen.tolist() + train.rejected.tolist()
+    z = np.array(r(["count :"] * len(comps), comps))
+    assert abs(z.mean()) < 1e-4 and abs(z.std() - 1) < 1e-4
 
 
 def test_param_count_matches_a_hand_count():

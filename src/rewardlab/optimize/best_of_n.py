@@ -37,7 +37,7 @@ class Config(Strict):
 @dataclass
 class BonResult:
     curves: pd.DataFrame  # CURVE_COLUMNS
-    by_prompt: pd.DataFrame  # reward, prompt, step, kl, sqrt_kl, proxy, gold (normalised)
+    by_prompt: pd.DataFrame  # optimizer, reward, prompt, n, kl, sqrt_kl, proxy, gold (normalised)
     fits: dict[str, Fit]  # reward -> fit of gold
     examples: pd.DataFrame  # reward, prompt, where, n, rank, completion, proxy_raw, gold_raw
 
@@ -83,7 +83,8 @@ def run_best_of_n(
         raw = dict(
             proxy=_unnormalize(c["proxy"], proxy_raw), gold=_unnormalize(c["gold"], gold_raw)
         )
-        bp.insert(0, "reward", name)
+        bp.insert(0, "optimizer", "bon")
+        bp.insert(1, "reward", name)
         bp["sqrt_kl"] = np.sqrt(bp["kl"])
         per_prompt.append(bp)
         rows.append(

@@ -61,8 +61,8 @@ def write_results(
     parts = [df for df in (bon.curves if bon else None, trained) if df is not None and len(df)]
     curves = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
     curves.to_csv(run_dir / "curves.csv", index=False)
-    by_prompt = bon.by_prompt.assign(optimizer="bon") if bon else pd.DataFrame(
-        columns=["reward", "prompt", "n", "kl", "proxy", "gold", "sqrt_kl", "optimizer"])  # fmt: skip
+    by_prompt = bon.by_prompt if bon else pd.DataFrame(
+        columns=["optimizer", "reward", "prompt", "n", "kl", "proxy", "gold", "sqrt_kl"])  # fmt: skip
     by_prompt.to_parquet(run_dir / "curves_by_prompt.parquet", index=False)
     fits = {"bon": {k: _finite(f.to_dict()) for k, f in bon.fits.items()}} if bon else {}
     for opt, d in (trained_fits or {}).items():

@@ -8,7 +8,7 @@ is never confounded with another one swept in a different grid. Within a grid:
   of each optimizer, peak gold, KL at the peak, gold fall) against ``log10 x``, with the least-
   squares line ``y = a + b·log10 x`` over all seeds' points, the slope's 95% interval
   (Student t, n − 2 degrees of freedom) and the mean and 95% interval over seeds at each x;
-- **KL penalty**: when ``rl.beta`` varies: gold against KL for each β; for β > 0 the difference
+- **KL penalty**: when the ``beta`` of a trained optimizer varies: gold against KL for each β; for β > 0 the difference
   between its final gold and the unpenalised run's gold at the same KL (linear interpolation on
   the β = 0 curve of the same seed and reward), mean ± standard error over seeds. A difference
   near 0 means the penalty moves the policy along the unpenalised curve (early stopping); a
@@ -38,8 +38,10 @@ from scipy import stats  # noqa: E402
 
 from rewardlab.cache import write_atomic  # noqa: E402
 from rewardlab.errors import RewardLabError  # noqa: E402
-from rewardlab.optimize.best_of_n import RULE  # noqa: E402
+from rewardlab.optimize import family  # noqa: E402
 from rewardlab.report.build import _img  # noqa: E402
+from rewardlab.rewards.base import RULE  # noqa: E402
+from rewardlab.rewards.ensemble import REDUCERS as ENSEMBLE_REDUCERS  # noqa: E402
 
 AXES = {
     "params": "reward-model parameters",
@@ -47,7 +49,7 @@ AXES = {
     "policy_params": "policy parameters",
 }
 METRICS = ("alpha", "beta", "peak_gold", "peak_kl", "gold_drop")
-REDUCERS = ("single", "mean", "min", "uwo")
+REDUCERS = ("single", *ENSEMBLE_REDUCERS)  # a single model, then the ensembles' reducers
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float, float, float]:
@@ -88,13 +90,14 @@ def _read(out: Path, name: str) -> pd.DataFrame:
 
 
 def load_sweep_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """studies.csv, the summary joined with per-study facts, and rl_measurements.csv."""
+    """studies.csv, the summary joined with per-study facts and with rewards.csv (each reward's
+    base source, reducer and training pairs), and the trained optimizers' measurements."""
     studies = _read(out, "studies.csv")
     if studies.empty:
         raise RewardLabError(f"{out} is not a sweep folder: studies.csv is missing")
     summary = _read(out, "summary.csv")
-    rms = _read(out, "reward_models.csv")
-    rl = _read(out, "rl_measurements.csv")
+    rewards = _read(out, "rewards.csv")
+    rl = _read(out, "measurements.csv")
     pol = {}
     for sid in studies.study:
         f = out / "studies" / sid / "stages" / "policy" / "metrics.json"
@@ -102,21 +105,23 @@ def load_sweep_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     studies["policy_params"] = studies.study.map(pol)
     if summary.empty:
         return studies, summary, rl
-    facts = studies[["study", "blocks", "flip_rate", "rl_beta", "policy_params"]]
+    facts = studies[["study", "blocks", "flip_rate", "policy_params"]]
     summary = summary.drop(columns=[c for c in facts.columns[1:] if c in summary], errors="ignore")
     summary = summary.merge(facts, on="study", how="left")
-    summary["base"] = summary.reward.str.partition("/")[0]
-    if not rms.empty:
-        tp = rms[rms.member == 0][["study", "reward", "train_pairs"]].rename(
-            columns={"reward": "base"}
-        )
-        summary = summary.merge(tp, on=["study", "base"], how="left")
-    else:
-        summary["train_pairs"] = math.nan
+    cols = ["study", "reward", "kind", "base", "reducer", "train_pairs"]
+    if rewards.empty:
+        rewards = pd.DataFrame(columns=cols)
+    for c in cols:
+        if c not in rewards:
+            rewards[c] = math.nan
+    summary = summary.merge(rewards[cols], on=["study", "reward"], how="left")
     summary["peak_kl"] = summary.peak_sqrt_kl**2
     summary["reducer"] = [
-        r.partition("/")[2] or ("rule" if r == RULE else "single") for r in summary.reward
-    ]
+        red if isinstance(red, str) else ("rule" if kind == "rule" else "single" if kind == "learned" else kind)
+        for red, kind in zip(summary.reducer, summary.kind, strict=True)
+    ]  # fmt: skip
+    if not rl.empty:
+        rl["family"] = rl.optimizer.map(family)
     return studies, summary, rl
 
 
@@ -182,12 +187,13 @@ def per_x(summary: pd.DataFrame, axis: str, metric: str) -> pd.DataFrame:
 
 
 def kl_penalty(rl: pd.DataFrame) -> pd.DataFrame:
-    """For each reward and β > 0: final KL and gold, and gold minus the β = 0 curve's gold at the
-    same KL (same seed and reward), mean ± standard error over seeds."""
+    """For each trained optimizer, reward and β > 0: final KL and gold, and gold minus the β = 0
+    curve's gold at the same KL (same seed, optimizer and reward), mean ± standard error over
+    seeds."""
     rows = []
-    for reward, d in rl.groupby("reward"):
-        base = d[d.rl_beta == 0]
-        for beta, db in d.groupby("rl_beta"):
+    for (opt, reward), d in rl.groupby(["optimizer", "reward"]):
+        base = d[d.beta == 0]
+        for beta, db in d.groupby("beta"):
             finals, diffs, peaks = [], [], []
             for seed, ds in db.groupby("seed"):
                 ds = ds.sort_values("step")
@@ -200,7 +206,7 @@ def kl_penalty(rl: pd.DataFrame) -> pd.DataFrame:
             f = np.array(finals)
             g, gse, _, n = mean_ci(f[:, 1])
             dm, dse, dh, dn = mean_ci(np.array(diffs))
-            rows.append(dict(reward=reward, beta=beta, seeds=n, final_kl=float(np.mean(f[:, 0])),
+            rows.append(dict(optimizer=opt, reward=reward, beta=beta, seeds=n, final_kl=float(np.mean(f[:, 0])),
                              final_gold=g, final_gold_se=gse, peak_gold=float(np.mean(peaks)),
                              gold_minus_unpenalised=dm, diff_se=dse, diff_ci95=dh, diff_seeds=dn))  # fmt: skip
     return pd.DataFrame(rows)
@@ -227,14 +233,14 @@ def ensembles(summary: pd.DataFrame) -> pd.DataFrame:
 def learned_vs_rule(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """RL final gold of learned rewards at each x against the rule's; the smallest x reaching
     the rule's final gold minus one standard error, per axis."""
-    d = summary[summary.optimizer == "rl"]
+    d = summary[summary.optimizer.map(family) == "trained"]
     rule = d[d.reward == RULE]
     learned = d[d.reducer == "single"]
     if rule.empty or learned.empty:
         return pd.DataFrame(), {}
     r_mean, r_se, _, n = mean_ci(rule.drop_duplicates("seed").final_gold.to_numpy(float))
     if n == 1 or not math.isfinite(r_se):  # one seed: the measurement's own standard error
-        last = rl[rl.reward == RULE].sort_values("step").iloc[-1]
+        last = rl[(rl.reward == RULE) & (rl.family == "trained")].sort_values("step").iloc[-1]
         r_se = float(last.gold_se_norm)
     rows, smallest = [], {}
     for axis in ("params", "train_pairs"):
@@ -291,22 +297,23 @@ def plot_gold_curves(curves: pd.DataFrame, key: pd.DataFrame, axis: str, path: P
     """Gold against √KL (best-of-n) and KL (RL), mean over seeds, one line per level of `axis`;
     `key` maps (study, reward) to the level ``x``."""
     c = curves.merge(key, on=["study", "reward"])
+    c["family"] = c.optimizer.map(family)
     fig, axs = plt.subplots(1, 2, figsize=(10, 3.8))
     xs = sorted(c.x.unique())
     cmap = plt.get_cmap("viridis")
-    for opt, ax in zip(("bon", "rl"), axs, strict=True):
+    for fam, ax in zip(("sample", "trained"), axs, strict=True):
         for i, x in enumerate(xs):
-            g = c[(c.optimizer == opt) & (c.x == x)].groupby("step")[["kl", "sqrt_kl", "gold"]]
+            g = c[(c.family == fam) & (c.x == x)].groupby("step")[["kl", "sqrt_kl", "gold"]]
             m = g.mean()
             if m.empty:
                 continue
-            kx = m.sqrt_kl if opt == "bon" else m.kl
+            kx = m.sqrt_kl if fam == "sample" else m.kl
             ax.plot(kx, m.gold, "-", color=cmap(i / max(1, len(xs) - 1)), label=f"{x:,.0f}")
         ax.axhline(0, color="k", lw=0.5)
-        ax.set_xlabel("√KL (nats½)" if opt == "bon" else "KL (nats)")
+        ax.set_xlabel("√KL (nats½)" if fam == "sample" else "KL (nats)")
         ax.set_ylabel("gold (normalised), mean over seeds")
-        ax.set_title("best-of-n" if opt == "bon" else "RL")
-        if opt == "rl":
+        ax.set_title("sample-based (best-of-n)" if fam == "sample" else "trained")
+        if fam == "trained":
             ax.set_xscale("symlog", linthresh=1)
             ax.set_xlim(left=0)
         ax.legend(title=AXES[axis], fontsize=7, title_fontsize=7)
@@ -314,18 +321,18 @@ def plot_gold_curves(curves: pd.DataFrame, key: pd.DataFrame, axis: str, path: P
 
 
 def plot_kl_penalty(rl: pd.DataFrame, path: Path) -> Path:
-    rewards = sorted(rl.reward.unique())
-    fig, axs = plt.subplots(1, len(rewards), figsize=(4.5 * len(rewards), 3.6), squeeze=False)
-    for ax, reward in zip(axs[0], rewards, strict=True):
-        d = rl[rl.reward == reward]
-        for k, (beta, db) in enumerate(sorted(d.groupby("rl_beta"), key=lambda t: t[0])):
+    runs = sorted(set(zip(rl.optimizer, rl.reward, strict=True)))
+    fig, axs = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.6), squeeze=False)
+    for ax, (opt, reward) in zip(axs[0], runs, strict=True):
+        d = rl[(rl.optimizer == opt) & (rl.reward == reward)]
+        for k, (beta, db) in enumerate(sorted(d.groupby("beta"), key=lambda t: t[0])):
             g = db.groupby("step")[["kl", "gold"]].mean().sort_values("kl")
             ax.plot(g.kl, g.gold, "o-", ms=3, color=f"C{k}", label=f"β = {beta:g}")
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xlim(left=0)
         ax.set_xlabel("KL(π‖π_init), nats")
         ax.set_ylabel("gold (normalised)")
-        ax.set_title(f"RL against {reward}: mean over seeds")
+        ax.set_title(f"{opt} on {reward}: mean over seeds")
         ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -392,12 +399,12 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
         write_atomic(out / "report.html", "<p>no finished study</p>")
         return {}
     if not rl.empty:
-        rl = rl.merge(studies[["study", "blocks", "rl_beta"]], on="study", how="left")
+        rl = rl.merge(studies[["study", "blocks"]], on="study", how="left")
     blocks = sorted({int(b) for bs in studies.blocks.astype(str) for b in bs.split()})
     tables: dict[str, list[pd.DataFrame]] = {}
     sections = []
     swept = [c for c in studies.columns if c not in (
-        "study", "blocks", "seed", "flip_rate", "rl_beta", "ok", "seconds", "error", "policy_params")]  # fmt: skip
+        "study", "blocks", "seed", "flip_rate", "ok", "seconds", "error", "policy_params")]  # fmt: skip
 
     def keep(name: str, df: pd.DataFrame, b: int) -> None:
         if len(df):
@@ -419,12 +426,12 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
             g = plot_gold_curves(curves, key, axis, out / f"curves_{axis}_grid{b}.png")
             parts.append(f"<h3>Against {AXES[axis]}</h3>" + _table(
                 sc[sc.axis == axis].drop(columns="axis")) + _img(f) + _img(g))  # fmt: skip
-        if not r.empty and r.rl_beta.nunique() > 1:
+        if not r.empty and r.groupby(["optimizer", "reward"]).beta.nunique().max() > 1:
             kp = kl_penalty(r)
             keep("kl_penalty", kp, b)
             f = plot_kl_penalty(r, out / f"kl_penalty_grid{b}.png")
             parts.append("<h3>KL penalty</h3>" + _table(kp) + _img(f))
-        if s.reducer.isin(("mean", "min", "uwo")).any():
+        if s.reducer.isin(ENSEMBLE_REDUCERS).any():
             en = ensembles(s)
             keep("ensembles", en, b)
             f = plot_ensembles(en, out / f"ensembles_grid{b}.png")
