@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from rewardlab.models import build_causal_lm
@@ -71,3 +72,46 @@ def test_sft_learns_noiseless_demonstrations():
         for p in test
     ]
     assert np.mean(golds) > 0.6  # an untrained model scores about 0.1 (format only, at best)
+
+
+def test_samples_do_not_depend_on_how_rows_are_split_into_calls():
+    import torch
+
+    from rewardlab.seeding import torch_generator
+
+    tok = build_tokenizer(["a", "b", "c"])
+    seed_everything(0, "test")
+    model = build_causal_lm(ModelSpec(n_layer=1, n_embd=8, n_head=2), tok)
+    u = torch.rand((10, 5), generator=torch_generator(0, "test"))
+    whole, lp = sample(model, tok, "a b", 10, max_new_tokens=5, uniforms=u)
+    parts = [
+        sample(model, tok, "a b", len(r), max_new_tokens=5, uniforms=r) for r in (u[:3], u[3:])
+    ]
+    assert whole == parts[0][0] + parts[1][0]
+    assert np.allclose(lp, np.concatenate([parts[0][1], parts[1][1]]))
+
+
+def test_a_sequence_longer_than_the_model_is_a_clear_error():
+    from rewardlab.errors import RewardLabError
+    from rewardlab.models import positions_for
+
+    assert positions_for(10, 12) == 64 and positions_for(80, 82) == 192  # 1 + 80 + 82 + 1 = 164
+    tok = build_tokenizer(["a"])
+    model = build_causal_lm(ModelSpec(n_layer=1, n_embd=8, n_head=2), tok)  # 64 positions
+    with pytest.raises(RewardLabError, match=r"70 tokens does not fit the model's 64 positions"):
+        sample(model, tok, " ".join(["a"] * 60), 1, max_new_tokens=9)
+    with pytest.raises(RewardLabError, match=r"does not fit the model's 64 positions"):
+        token_logprobs(model, tok, ["a"], [" ".join(["a"] * 70)])
+
+
+def test_device_auto_is_the_cpu_without_a_gpu():
+    import torch
+
+    from rewardlab.errors import RewardLabError
+    from rewardlab.models import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(RewardLabError, match="no GPU"):
+        resolve_device("cuda")

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from rewardlab.cache import Cache, StageResult
+from rewardlab.errors import RewardLabError
 from rewardlab.specs import Strict
 
 RULE = "rule"  # the name of the task's own rule, always available as a reward
@@ -96,5 +97,7 @@ def columns_for(task: Any, prompts: Sequence[str]) -> dict[str, list]:
     cols = fn(list(prompts))
     for k, v in cols.items():
         if len(v) != len(prompts):
-            raise ValueError(f"task column {k!r} has {len(v)} values for {len(prompts)} prompts")
+            raise RewardLabError(
+                f"task column {k!r} has {len(v)} values for {len(prompts)} prompts"
+            )
     return {k: list(v) for k, v in cols.items()}

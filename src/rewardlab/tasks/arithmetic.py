@@ -47,6 +47,10 @@ class Arithmetic:
         left, right = prompt.replace("=", "").split("+")
         return " ".join(str(int(left.replace(" ", "")) + int(right.replace(" ", ""))))
 
+    def columns(self, prompts: Sequence[str]) -> dict[str, list]:
+        """Per-prompt dataset columns handed to rewards: the reference ``answer``."""
+        return {"answer": [self.answer(p) for p in prompts]}
+
     def demonstrations(
         self, prompts: Sequence[str], noise: float, rng: np.random.Generator
     ) -> list[str]:

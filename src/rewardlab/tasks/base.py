@@ -50,6 +50,10 @@ class Task(Protocol):
         """The rule's graded score of each completion; never evaluates model output as code."""
         ...
 
+    # optional: ``columns(prompts) -> dict[str, list]``, per-prompt dataset columns (a reference
+    # answer, say) that every reward receives as keyword arguments, as TRL passes a dataset's
+    # columns; see docs/TASKS.md
+
 
 def build_tokenizer(vocab: Sequence[str]) -> PreTrainedTokenizerFast:
     """A WordLevel tokenizer over the special tokens then `vocab`, splitting on whitespace.

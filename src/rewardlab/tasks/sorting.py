@@ -47,6 +47,10 @@ class Sorting:
         """The sorted digits of a prompt."""
         return sorted(prompt.split()[1:-1])
 
+    def columns(self, prompts: Sequence[str]) -> dict[str, list]:
+        """Per-prompt dataset columns handed to rewards: the reference ``answer``."""
+        return {"answer": [" ".join(self.answer(p)) for p in prompts]}
+
     def demonstrations(
         self, prompts: Sequence[str], noise: float, rng: np.random.Generator
     ) -> list[str]:

@@ -56,6 +56,10 @@ class Topics:
         """The topic words a prompt asks for."""
         return prompt.split()[2:-1]
 
+    def columns(self, prompts: Sequence[str]) -> dict[str, list]:
+        """Per-prompt dataset columns handed to rewards: the ``required`` words."""
+        return {"required": [" ".join(self.required(p)) for p in prompts]}
+
     def demonstrations(
         self, prompts: Sequence[str], noise: float, rng: np.random.Generator
     ) -> list[str]:
