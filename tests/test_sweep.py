@@ -71,8 +71,8 @@ def test_expand_product_union_and_overrides(tmp_path):
         ({"grid": {"seed": []}}, "grid key 'seed' has no values"),
         ({"grid": {"seed": [0, "one"]}}, "study t-001 (seed=one): 'seed'"),
         ({"grid": {"rewards.0.colour": [1]}}, "unknown key 'rewards.0.colour'"),
-        ({"grid": {"reward_models.3.epochs": [1]}}, "no list item '3'"),
-        ({"grid": {"bon.n": ["many"]}}, "'bon.n'"),
+        ({"grid": {"rewards.3.epochs": [1]}}, "no list item '3'"),
+        ({"grid": {"pool.n": ["many"]}}, "'pool.n'"),
         ({"grid": {"seed": [0]}, "backend": "slurm"}, "'backend'"),
     ],
 )

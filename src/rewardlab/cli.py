@@ -43,7 +43,7 @@ def run(
     cfg = load_config(config, overrides)
     study = run_study(cfg, out)
     if study.reward_models is not None and len(study.reward_models):
-        cols = ["reward", "member", "params", "train_pairs", "test_accuracy", "seconds"]
+        cols = ["stage", "member", "params", "train_pairs", "test_accuracy", "seconds"]
         typer.echo("\nreward models:\n" + study.reward_models[cols].to_string(index=False))
     _print_summary(study.summary)
     typer.echo(f"\nrun folder: {study.run_dir}\nreport:     {study.run_dir / 'report.html'}")

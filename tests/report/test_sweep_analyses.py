@@ -84,7 +84,7 @@ def test_ensembles_table_groups_by_noise_and_reducer():
 
 
 def rl_curve(reward, beta, seed, kls, golds):
-    return pd.DataFrame(dict(reward=reward, rl_beta=beta, seed=seed, step=range(len(kls)),
+    return pd.DataFrame(dict(optimizer="grpo", reward=reward, beta=beta, seed=seed, step=range(len(kls)),
                              kl=kls, gold=golds))  # fmt: skip
 
 

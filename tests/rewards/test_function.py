@@ -45,10 +45,15 @@ def test_a_function_reward_runs_in_best_of_n_and_grpo_with_columns_and_trl_kwarg
     assert {"completion_ids", "trainer_state"} <= set(trl_calls[0]["keys"])
     assert trl_calls[0]["n"] == 2 * 4
     curves = pd.read_csv(tmp_path / "run" / "curves.csv")
-    assert {("bon", "mine"), ("grpo", "mine")} <= set(zip(curves.optimizer, curves.reward))
+    assert {("bon", "mine"), ("grpo", "mine")} <= set(
+        zip(curves.optimizer, curves.reward, strict=False)
+    )
     # best-of-1 proxy = the mean exact-match rate of the pool, counted here from the pool itself
     pool = pd.read_parquet(s.stages["pool-bon"].path / "pool.parquet")
-    exact = [c.split() == sorted(p.split()[1:-1]) for p, c in zip(pool.prompt, pool.completion)]
+    exact = [
+        c.split() == sorted(p.split()[1:-1])
+        for p, c in zip(pool.prompt, pool.completion, strict=True)
+    ]
     bon1 = curves[(curves.optimizer == "bon") & (curves.reward == "mine") & (curves.step == 1)]
     assert bon1.proxy_raw.iloc[0] == pytest.approx(sum(exact) / len(exact))
     table = pd.read_csv(tmp_path / "run" / "rewards.csv").set_index("reward")
