@@ -16,9 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rewardlab.config import ModelSpec, RLConfig
+from rewardlab.cache import StageResult
+from rewardlab.config import TaskConfig
+from rewardlab.optimize.rl import Config as RLConfig
+from rewardlab.specs import ModelSpec, SamplingConfig
 from rewardlab.models import build_causal_lm
-from rewardlab.optimize.rl import train_rl
+from rewardlab.optimize.rl import stage_rl
+from rewardlab.rewards import Reward
 from rewardlab.policy import train_sft
 from rewardlab.rewards import RuleReward
 from rewardlab.seeding import seed_everything
@@ -26,7 +30,7 @@ from rewardlab.tasks import build_tokenizer, load_task
 
 
 def make_policy(task, folder: Path) -> Path:
-    rng = seed_everything(0)
+    rng = seed_everything(0, "bench")
     tok = build_tokenizer(task.vocab)
     model = build_causal_lm(ModelSpec(n_layer=2, n_embd=64, n_head=4), tok)
     prompts = task.prompts(2000, rng)
@@ -99,18 +103,18 @@ def main() -> None:
         out = tmp / f"lab{r}"
         out.mkdir()
         t0 = time.perf_counter()
-        train_rl(
+        stage_rl(
             cfg,
-            task,
-            policy,
-            RuleReward(task),
-            "rule",
+            Reward("rule", "rule", RuleReward(task), key="rule"),
+            StageResult("policy", policy, "bench", False, 0.0),
+            TaskConfig(name="topics"),
+            SamplingConfig(),
             prompts,
             evals,
             0,
-            tmp / f"work{r}",
-            out,
-            progress=False,
+            "cpu",
+            work=tmp / f"work{r}",
+            out=out,
         )
         t_lab = time.perf_counter() - t0
         rows.append(

@@ -58,7 +58,7 @@ def main() -> None:
         for kind in ("sft", "reward_model"):
             times = []
             for r in range(args.repeats):
-                seed_everything(r)
+                seed_everything(r, "bench")
                 if kind == "sft":
                     model = build_causal_lm(spec, tok)
                     t0 = time.perf_counter()
