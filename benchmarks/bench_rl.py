@@ -18,14 +18,13 @@ import pandas as pd
 
 from rewardlab.cache import StageResult
 from rewardlab.config import TaskConfig
-from rewardlab.optimize.rl import Config as RLConfig
-from rewardlab.specs import ModelSpec, SamplingConfig
 from rewardlab.models import build_causal_lm
+from rewardlab.optimize.rl import Config as RLConfig
 from rewardlab.optimize.rl import stage_rl
-from rewardlab.rewards import Reward
 from rewardlab.policy import train_sft
-from rewardlab.rewards import RuleReward
+from rewardlab.rewards import Reward, RuleReward
 from rewardlab.seeding import seed_everything
+from rewardlab.specs import ModelSpec, SamplingConfig
 from rewardlab.tasks import build_tokenizer, load_task
 
 
