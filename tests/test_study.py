@@ -121,7 +121,6 @@ def test_report_is_rebuilt_from_the_files_alone(tiny_config, tmp_path):
         assert row.peak_gold == pytest.approx(c.gold.max())
         assert row.final_gold == pytest.approx(c.gold.iloc[-1])
         assert row.gold_drop == pytest.approx(c.gold.max() - c.gold.iloc[-1])
-    assert s.run_dir == run
 
 
 def test_report_of_a_folder_that_is_not_a_run(tmp_path):

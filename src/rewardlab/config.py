@@ -33,6 +33,12 @@ class TaskConfig(Strict):
         0.3, ge=0, le=1, description="noise of the demonstrations the base policy learns from"
     )
 
+    def load(self):
+        """The task object (`tasks.load_task`, loaded once per process)."""
+        from rewardlab.tasks import load_task
+
+        return load_task(self.name, self.params)
+
     def cache_key(self) -> dict:
         """The config, and a task file's content (an edited task file is a new task)."""
         d = self.model_dump(mode="json")
@@ -127,13 +133,7 @@ class StudyConfig(Strict):
     def reward_names(self) -> list[str]:
         """Every reward an optimizer can name: 'rule' and each source's (an ensemble's are
         <name>/<reducer>)."""
-        names = [RULE]
-        for r in self.rewards:
-            if r.kind == "ensemble":
-                names += [f"{r.name}/{red}" for red in r.reducers]
-            elif r.name != RULE:
-                names.append(r.name)
-        return names
+        return list(dict.fromkeys([RULE] + [n for r in self.rewards for n in r.names()]))
 
     @model_validator(mode="after")
     def _names_resolve(self) -> StudyConfig:

@@ -5,10 +5,33 @@ Columns: ``prompt, chosen, rejected, gold_chosen, gold_rejected, split``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from rewardlab.config import PreferenceConfig
+from rewardlab.cache import StageResult, read_parquet
+from rewardlab.errors import RewardLabError
+
+if TYPE_CHECKING:  # config imports the reward sources, which import this module
+    from rewardlab.config import PreferenceConfig
+
+
+def split_pairs(
+    preferences: StageResult, train_pairs: int | None, who: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training and held-out pairs of a preference stage; the first `train_pairs` training
+    pairs when given (more than there are is an error naming `who`)."""
+    prefs = read_parquet(preferences.path / "preferences.parquet")
+    train, test = prefs[prefs.split == "train"], prefs[prefs.split == "test"]
+    if train_pairs is not None:
+        if train_pairs > len(train):
+            raise RewardLabError(
+                f"{who} asks for train_pairs={train_pairs} but the preference data has only "
+                f"{len(train)} training pairs"
+            )
+        train = train.iloc[:train_pairs]
+    return train, test
 
 
 def make_pairs(pool: pd.DataFrame, cfg: PreferenceConfig, rng: np.random.Generator) -> pd.DataFrame:

@@ -29,7 +29,6 @@ from rewardlab.models import (
 )
 from rewardlab.optimize import KINDS as OPTIMIZERS
 from rewardlab.optimize.base import OptimizerContext
-from rewardlab.optimize.best_of_n import run_best_of_n
 from rewardlab.optimize.curves import trained_rows
 from rewardlab.optimize.measurement import max_tokens
 from rewardlab.policy import sample, train_sft
@@ -43,17 +42,13 @@ from rewardlab.rewards.rule import Config as RuleConfig
 from rewardlab.rewards.rule import build as rule_build
 from rewardlab.seeding import rng, seed_everything, torch_generator
 from rewardlab.specs import ModelSpec, SamplingConfig
-from rewardlab.tasks import Task, build_tokenizer, checked_gold, load_task
+from rewardlab.tasks import Task, build_tokenizer, checked_gold
 
 
 def split_prompts(task: Task, split: str, n: int, seed: int) -> list[str]:
     """`n` prompts of the stream (seed, "prompts", split); the splits sft, preferences, bon
     (held out: the pool and every measurement) and rl never share a stream."""
     return task.prompts(n, rng(seed, "prompts", split))
-
-
-def _task(task_cfg: TaskConfig) -> Task:
-    return load_task(task_cfg.name, task_cfg.params)
 
 
 # ---------------------------------------------------------------- stages
@@ -63,13 +58,13 @@ def stage_policy(
     cfg: PolicyConfig, task_cfg: TaskConfig, seed: int, device: str, out: Path
 ) -> None:
     """Train the base policy on the task's demonstrations (or take a local model folder)."""
-    task = _task(task_cfg)
+    task = task_cfg.load()
     g = seed_everything(seed, "policy")
     t0 = time.perf_counter()
     tok = load_tokenizer(cfg.model.path) if cfg.model.path else build_tokenizer(task.vocab)
     prompts = split_prompts(task, "sft", cfg.train_prompts, seed)
     demos = task.demonstrations(prompts, task_cfg.demo_noise, g)
-    gold = checked_gold(task, prompts[:1], demos[:1])  # the task's contract, before training
+    checked_gold(task, prompts[:8], demos[:8])  # the task's contract, checked before training
     longest = max(len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     model = build_causal_lm(cfg.model, tok, positions_for(longest, task.max_new_tokens)).to(device)
     losses = train_sft(
@@ -77,7 +72,6 @@ def stage_policy(
     )
     model.cpu().save_pretrained(out)
     tok.save_pretrained(out)
-    del gold
     metrics = dict(
         params=count_params(model),
         demo_gold_mean=float(np.mean(checked_gold(task, prompts, demos))),
@@ -106,7 +100,7 @@ def stage_pool(
     (seed, "pool", split, i), one row per sample (`policy.sample`), so a pool does not depend
     on `sampling.batch_size`.
     """
-    task = _task(task_cfg)
+    task = task_cfg.load()
     seed_everything(seed, "pool", split)
     tok = load_tokenizer(policy.path)
     model = build_causal_lm(ModelSpec(path=str(policy.path)), tok)
@@ -150,7 +144,7 @@ def stage_scores(rewards: list[Reward], pool: StageResult, task_cfg: TaskConfig,
     df = read_parquet(pool.path / "pool.parquet")
     p, c = df["prompt"].tolist(), df["completion"].tolist()
     prompts = df.groupby("prompt_id", sort=True)["prompt"].first()
-    cols = columns_for(_task(task_cfg), prompts.tolist())  # per prompt -> per sample
+    cols = columns_for(task_cfg.load(), prompts.tolist())  # per prompt -> per sample
     kw = {k: pd.Series(v, index=prompts.index)[df.prompt_id].tolist() for k, v in cols.items()}
     for r in bar(rewards, desc="score pool"):
         guarded = GuardedReward(r.fn, r.name, "stop", isolate=r.isolate)
@@ -159,9 +153,6 @@ def stage_scores(rewards: list[Reward], pool: StageResult, task_cfg: TaskConfig,
         finally:
             guarded.close()
     df.to_parquet(out / "scores.parquet", index=False)
-
-
-# ---------------------------------------------------------------- helpers
 
 
 # ---------------------------------------------------------------- the study
@@ -196,7 +187,7 @@ def run_study(
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.yaml", dump_config(cfg))
     device = resolve_device(cfg.device)
-    task = load_task(cfg.task.name, cfg.task.params)
+    task = cfg.task.load()
     cache = Cache(cfg.cache_dir, log=log)
     study = Study(run_dir, cfg)
     seed = cfg.seed
@@ -233,25 +224,23 @@ def run_study(
         scores = read_parquet(sc.path / "scores.parquet")
     else:
         scores = read_parquet(bon_pool.path / "pool.parquet")
-    params = {n: r.params for n, r in rewards.items()}
-
     octx = OptimizerContext(
         task, cfg.task, seed, cache, pol, prefs, rewards, cfg.sampling,
         train_prompts=lambda n: split_prompts(task, "rl", n, seed),
-        eval_prompts=lambda n: split_prompts(task, "bon", n, seed), device=device,
+        eval_prompts=lambda n: split_prompts(task, "bon", n, seed), scores=scores, device=device,
     )  # fmt: skip
     bon, trained = None, []
     for o in cfg.optimizers:
-        if o.kind == "bon":
-            names = o.rewards if o.rewards is not None else [n for n in rewards if n != RULE]
-            log("[best-of-n] curves and fits")  # cheap, so recomputed every run
-            bon = run_best_of_n(scores, {n: params[n] for n in names if n != RULE}, seed=seed,
-                                n_boot=o.n_boot)  # fmt: skip
+        module = OPTIMIZERS[o.kind]
+        if module.FAMILY == "sample":  # cheap (seconds): recomputed every run
+            log(f"[{o.kind}] curves and fits")
+            bon = module.run(o, octx)
         else:
-            trained += OPTIMIZERS[o.kind].run(o, octx)
+            trained += module.run(o, octx)
     study.stages.update(octx.stages)
     for label, res in study.stages.items():
         link_tree(res.path, run_dir / "stages" / label)
+    params = {n: r.params for n, r in rewards.items()}
     curves, detail, fits = trained_rows(trained, scores, params, seed)
     write_results(run_dir, bon, curves, detail, fits)
     study.summary = build_report(run_dir)

@@ -1,9 +1,9 @@
 """The optimizer contract, and what the trained optimizers share around TRL's trainers.
 
 An optimizer is one module under `optimize/` with ``Config`` (a `Strict` model whose ``kind`` is
-a `Literal`), ``FAMILY`` (``"sample"``: picks among the base policy's samples; ``"trained"``:
-updates the policy) and ``run(cfg, ctx) -> list[Trained]`` (sample-based optimizers work from the
-scored pool instead, see `best_of_n`). A trained optimizer writes, per reward it optimises, a raw
+a `Literal`), ``FAMILY`` and ``run(cfg, ctx)``. A ``"sample"`` optimizer picks among the base
+policy's samples in ``ctx.scores`` and returns its curves (`best_of_n.BonResult`); a
+``"trained"`` one updates the policy and returns ``list[Trained]``. A trained optimizer writes, per reward it optimises, a raw
 curve with the columns `measurement.RAW_COLUMNS`, measured by `measurement.Measure`;
 `curves.trained_rows` turns every raw curve into ``curves.csv`` rows the same way.
 """
@@ -41,6 +41,7 @@ class OptimizerContext:
     sampling: SamplingConfig
     train_prompts: Callable[[int], list[str]]  # n -> the first n prompts of the "rl" stream
     eval_prompts: Callable[[int], list[str]]  # n -> held-out prompts (those of the pool)
+    scores: pd.DataFrame  # the base policy's pool, one column per reward (the rule's: gold)
     device: str = "cpu"
     stages: dict[str, StageResult] = field(default_factory=dict)
 

@@ -116,6 +116,13 @@ def run_best_of_n(
     )
 
 
+def run(cfg: Config, ctx) -> BonResult:
+    """Best-of-n by every reward of `cfg.rewards` (default: all) from the scored pool."""
+    names = cfg.rewards if cfg.rewards is not None else list(ctx.rewards)
+    rewards = {n: ctx.rewards[n].params for n in names if n != RULE}
+    return run_best_of_n(ctx.scores, rewards, seed=ctx.seed, n_boot=cfg.n_boot)
+
+
 def _unnormalize(z: pd.Series, ref: np.ndarray) -> pd.Series:
     """The inverse of `normalize(., ref)`."""
     sd = ref.std()

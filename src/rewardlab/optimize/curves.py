@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from rewardlab.measure import Fit, fit_rl, normalize
+from rewardlab.rewards.base import RULE
 
 CURVE_COLUMNS = [
     "optimizer",
@@ -46,8 +47,8 @@ def trained_rows(
         c = t.raw.sort_values("step").reset_index(drop=True)
         if t.proxy is None:
             proxy_ref = None
-        else:
-            proxy_ref = gold_ref if t.proxy not in pool else pool[t.proxy].to_numpy(float)
+        else:  # the rule's proxy is gold itself
+            proxy_ref = gold_ref if t.proxy == RULE else pool[t.proxy].to_numpy(float)
         c["gold"] = normalize(c.gold_raw.to_numpy(float), gold_ref)
         c["gold_se_norm"] = c.gold_se / _scale(gold_ref)
         if proxy_ref is None:

@@ -20,10 +20,10 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field
 
-from rewardlab.cache import StageResult, read_parquet
-from rewardlab.errors import RewardLabError
+from rewardlab.cache import StageResult
 from rewardlab.optimize.base import OptimizerContext, Trained, common_args, quiet, train_and_keep
 from rewardlab.optimize.measurement import CURVE_FILE, Measure
+from rewardlab.preferences import split_pairs
 from rewardlab.progress import progress_shown
 from rewardlab.rewards.base import Reward, columns_for
 from rewardlab.seeding import seed_everything
@@ -84,18 +84,10 @@ def stage_dpo(
 
     from rewardlab.models import load_tokenizer
     from rewardlab.rewards.guard import GuardedReward
-    from rewardlab.tasks import load_task
 
-    task = load_task(task_cfg.name, task_cfg.params)
+    task = task_cfg.load()
     seed_everything(seed, "dpo", cfg.loss_type)
-    prefs = read_parquet(preferences.path / "preferences.parquet")
-    train = prefs[prefs.split == "train"]
-    if cfg.train_pairs is not None:
-        if cfg.train_pairs > len(train):
-            raise RewardLabError(
-                f"dpo: train_pairs={cfg.train_pairs} but there are only {len(train)} training pairs"
-            )
-        train = train.iloc[: cfg.train_pairs]
+    train, _ = split_pairs(preferences, cfg.train_pairs, "dpo")
     show = progress_shown()
     work.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(policy.path)
@@ -136,8 +128,6 @@ def stage_dpo(
 
 def run(cfg: Config, ctx: OptimizerContext) -> list[Trained]:
     """One resumable DPO stage on the study's preference pairs."""
-    if cfg.track is not None and cfg.track not in ctx.rewards:
-        raise RewardLabError(f"dpo.track names an unknown reward {cfg.track!r}")
     track = ctx.rewards.get(cfg.track) if cfg.track else None
     algorithm = ALGORITHMS[cfg.loss_type]
     label = algorithm

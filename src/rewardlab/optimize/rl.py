@@ -81,9 +81,8 @@ def stage_rl(
 
     from rewardlab.models import load_tokenizer
     from rewardlab.policy import never_sampled
-    from rewardlab.tasks import load_task
 
-    task = load_task(task_cfg.name, task_cfg.params)
+    task = task_cfg.load()
     seed_everything(seed, "rl", cfg.kind, reward.name)
     show = progress_shown()
     work.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,8 @@ def write_results(
     for opt, d in (trained_fits or {}).items():
         fits[opt] = {k: _finite(f.to_dict()) for k, f in d.items()}
     write_atomic(run_dir / "fits.json", json.dumps(fits, indent=1))
-    (bon.examples if bon else pd.DataFrame()).to_csv(run_dir / "examples.csv", index=False)
+    if bon:
+        bon.examples.to_csv(run_dir / "examples.csv", index=False)
     if detail is not None and len(detail):
         detail.to_csv(run_dir / MEASUREMENTS, index=False)
 
@@ -88,11 +89,7 @@ def load_results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.Da
             for opt, d in json.loads((run_dir / "fits.json").read_text()).items()
         }
         ex_path = run_dir / "examples.csv"
-        examples = (
-            pd.read_csv(ex_path)
-            if ex_path.is_file() and ex_path.stat().st_size > 1
-            else pd.DataFrame()
-        )
+        examples = pd.read_csv(ex_path) if ex_path.is_file() else pd.DataFrame()
         for col in ("prompt", "completion"):  # an empty completion reads back as NaN
             if col in examples:
                 examples[col] = examples[col].fillna("")

@@ -27,6 +27,10 @@ class RewardBase(Strict):
 
     name: str = Field(..., description="the name optimizers and tables use for this reward")
 
+    def names(self) -> list[str]:
+        """The names of the rewards this source builds (one, unless it says otherwise)."""
+        return [self.name]
+
     @field_validator("name")
     @classmethod
     def _plain_name(cls, v: str) -> str:

@@ -29,6 +29,10 @@ class Config(learned.Config):
     )
     uwo_lambda: float = Field(1.0, ge=0, description="uncertainty-weighted: mean - lambda * var")
 
+    def names(self) -> list[str]:
+        """One reward per reducer: ``<name>/<reducer>``, the only place these names are made."""
+        return [f"{self.name}/{red}" for red in self.reducers]
+
     def training(self) -> dict:
         """What each member depends on: the same as a single learned model of this spec."""
         skip = {"name", "kind", "members", "reducers", "uwo_lambda"}
@@ -77,10 +81,10 @@ def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
     members = [learned.LearnedReward(res.path, device=ctx.device) for res, _ in trained]
     params = sum(m["params"] for _, m in trained)
     out = []
-    for red in cfg.reducers:
+    for red, name in zip(cfg.reducers, cfg.names(), strict=True):
         lam = cfg.uwo_lambda if red == "uwo" else None
         key = {"stages": [res.hash for res, _ in trained], "reducer": red, "lambda": lam}
         meta = {**learned.reward_meta(cfg, trained), "base": cfg.name, "reducer": red, "lam": lam}
         fn = EnsembleReward(members, red, cfg.uwo_lambda)
-        out.append(Reward(f"{cfg.name}/{red}", "ensemble", fn, key, params=params, meta=meta))
+        out.append(Reward(name, "ensemble", fn, key, params=params, meta=meta))
     return out

@@ -8,9 +8,6 @@ process that a timeout can stop (`rewards.guard`).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +16,7 @@ from pydantic import Field
 from rewardlab.cache import file_digest
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
+from rewardlab.userfiles import import_user
 
 
 class Config(RewardBase):
@@ -57,25 +55,11 @@ class FunctionReward:
 
 def load_function(path: str, function: str = "reward"):
     """Import `function` from the file or module `path`."""
-    where = f"reward function {function!r} of {path!r}"
-    try:
-        if path.endswith(".py"):
-            p = Path(path)
-            if not p.is_file():
-                raise RewardLabError(f"reward file {path!r} does not exist")
-            spec = importlib.util.spec_from_file_location(f"rewardlab_user_reward_{p.stem}", p)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(path)
-    except RewardLabError:
-        raise
-    except Exception as exc:
-        raise RewardLabError(f"{where}: import failed: {type(exc).__name__}: {exc}") from None
-    fn = getattr(module, function, None)
+    fn = getattr(import_user(path, "reward function"), function, None)
     if not callable(fn):
-        raise RewardLabError(f"{where}: no callable named {function!r} in it")
+        raise RewardLabError(
+            f"reward function {function!r} of {path!r}: no callable named {function!r} in it"
+        )
     return fn
 
 

@@ -17,6 +17,10 @@ import numpy as np
 from rewardlab.errors import RewardLabError
 
 
+class _ChildError(Exception):
+    """What the reward raised in its child process, as ``"Type: message"``."""
+
+
 def _serve(conn, fn) -> None:
     """The child's loop: score each (prompts, completions, kw) it receives."""
     while True:
@@ -56,9 +60,9 @@ class _Child:
             status, value = self.conn.recv()
         except EOFError:
             self.close(kill=True)
-            raise RuntimeError("the reward's process died") from None
+            raise _ChildError("its process died") from None
         if status == "error":
-            raise RuntimeError(value)
+            raise _ChildError(value)
         return value
 
     def close(self, kill: bool = False) -> None:
@@ -153,11 +157,8 @@ class GuardedReward:
                     raise
                 except Exception as exc:
                     if self.mode == "stop":
-                        what = (
-                            exc.args[0]
-                            if isinstance(exc, RuntimeError) and self._child
-                            else f"{type(exc).__name__}: {exc}"
-                        )
+                        child = isinstance(exc, _ChildError)
+                        what = str(exc) if child else f"{type(exc).__name__}: {exc}"
                         raise self._bad(i, f"raised {what}", prompts, completions) from None
                     scores.append(None)
         if len(scores) != n:

@@ -21,7 +21,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from rewardlab.cache import StageResult, read_parquet
+from rewardlab.cache import StageResult
 from rewardlab.errors import RewardLabError
 from rewardlab.models import (
     build_reward_model,
@@ -32,10 +32,11 @@ from rewardlab.models import (
     to_device,
 )
 from rewardlab.policy import encode_pairs
+from rewardlab.preferences import split_pairs
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
 from rewardlab.seeding import seed_everything
 from rewardlab.specs import ModelSpec
-from rewardlab.tasks import build_tokenizer, load_task
+from rewardlab.tasks import build_tokenizer
 from rewardlab.training import minibatch_train
 
 NORM_FILE = "reward_norm.json"
@@ -184,24 +185,17 @@ def stage_reward_model(
     stream (seed, "reward_model", member); write the model, its tokenizer, the score
     normalisation and metrics."""
     cfg = Config(name="training", **cfg)
-    task = load_task(task_cfg.name, task_cfg.params)
+    task = task_cfg.load()
     rng = seed_everything(seed, "reward_model", member)
-    prefs = read_parquet(preferences.path / "preferences.parquet")
-    train, test = prefs[prefs.split == "train"], prefs[prefs.split == "test"]
-    if cfg.train_pairs is not None:
-        if cfg.train_pairs > len(train):
-            raise RewardLabError(
-                f"a reward model asks for train_pairs={cfg.train_pairs} but the preference "
-                f"data has only {len(train)} training pairs"
-            )
-        train = train.iloc[: cfg.train_pairs]
+    train, test = split_pairs(preferences, cfg.train_pairs, "a reward model")
     if policy is not None:  # initialised from the base policy: its tokenizer and body
         tok = load_tokenizer(policy.path)
     elif cfg.model.path:
         tok = load_tokenizer(cfg.model.path)
     else:
         tok = build_tokenizer(task.vocab)
-    longest = max(len(tok(p, add_special_tokens=False)["input_ids"]) for p in set(prefs.prompt))
+    prompts = set(train.prompt) | set(test.prompt)
+    longest = max(len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     positions = positions_for(longest, task.max_new_tokens)
     model = build_reward_model(
         cfg.model, tok, init_from=policy.path if policy else None, positions=positions

@@ -6,10 +6,7 @@ A user's task file defines ``make_task(**params) -> Task`` (see docs/TASKS.md fo
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 from rewardlab.errors import RewardLabError
@@ -17,34 +14,11 @@ from rewardlab.tasks.arithmetic import Arithmetic
 from rewardlab.tasks.base import Task, build_tokenizer, checked_gold
 from rewardlab.tasks.sorting import Sorting
 from rewardlab.tasks.topics import Topics
+from rewardlab.userfiles import import_user
 
 BUILTIN = {"arithmetic": Arithmetic, "sorting": Sorting, "topics": Topics}
 
 __all__ = ["BUILTIN", "Task", "build_tokenizer", "checked_gold", "load_task"]
-
-
-def _import_user_module(name: str):
-    if name.endswith(".py"):
-        path = Path(name)
-        if not path.is_file():
-            raise RewardLabError(f"task file {name!r} does not exist")
-        spec = importlib.util.spec_from_file_location(f"rewardlab_user_task_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            raise RewardLabError(
-                f"task file {name!r} failed to import: {type(exc).__name__}: {exc}"
-            ) from None
-        return module
-    try:
-        return importlib.import_module(name)
-    except Exception as exc:
-        raise RewardLabError(
-            f"task {name!r} is not a built-in task ({', '.join(BUILTIN)}) and importing it as a "
-            f"module failed: {type(exc).__name__}: {exc}"
-        ) from None
 
 
 _LOADED: dict[str, Task] = {}
@@ -80,7 +54,7 @@ def _load(name: str, params: dict) -> Task:
             raise RewardLabError(f"unknown task {name!r}")
         if "/" in name and not name.endswith(".py"):
             raise RewardLabError(f"unknown task {name!r}: a task file must end in .py")
-        module = _import_user_module(name)
+        module = import_user(name, "task", f" is not a built-in task ({', '.join(BUILTIN)}) and")
         factory = getattr(module, "make_task", None)
         if factory is None:
             raise RewardLabError(f"task {name!r} defines no make_task(**params) function")
