@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rewardlab.gridworld import EXPERIMENTS, run_experiment
+from rewardlab.gridworld.experiments import EXPERIMENTS, run_experiment
 
 
 def main() -> None:

@@ -10,19 +10,22 @@ python examples/reward_button_without_optimism.py
 
 import gymnasium as gym
 
-import rewardlab.envs  # noqa: F401  (registers the ids)
-from rewardlab.agents import run_episodes
-from rewardlab.gridworld import EXPERIMENTS, TABULAR
+import rewardlab.gridworld.envs  # noqa: F401  (registers the ids)
+from rewardlab.gridworld.agents import run_episodes
+from rewardlab.gridworld.config import AgentsConfig
+from rewardlab.gridworld.experiments import EXPERIMENTS, TABULAR
+from rewardlab.seeding import derive
 
 exp = EXPERIMENTS["reward-button-slow-task"]
 for name in ("model-based", "current-rf"):
     for seed in range(5):
         env = gym.make(exp.env_id)
-        agent = TABULAR[name](env, seed)
-        run_episodes(env, agent, exp.train_episodes, seed=seed * 100_000, options=exp.train_options)
+        agent = TABULAR[name](env, AgentsConfig(), derive(seed, "gridworld", name))  # as the run
+        run_episodes(env, agent, exp.train_episodes, seed=derive(seed, "gridworld", name, "train"),
+                     options=exp.train_options)  # fmt: skip
         for c in exp.conditions:
             run_episodes(env, agent, c.episodes, learn=c.learn, explore=c.learn,
-                         seed=seed * 100_000 + 50_000, options=c.options)  # fmt: skip
+                         seed=derive(seed, "gridworld", name, c.name), options=c.options)  # fmt: skip
         agent.optimism = 0.0
         agent.plan()
         ev = run_episodes(

@@ -106,7 +106,7 @@ def test_report_is_rebuilt_from_the_files_alone(tiny_config, tmp_path):
     from rewardlab.report import build_report
 
     run = tmp_path / "run"
-    s = run_study(tiny_config, run, log=lambda m: None)
+    run_study(tiny_config, run, log=lambda m: None)
     for f in ("report.html", "bon_curves.png", "summary.csv"):
         (run / f).unlink()
     import shutil

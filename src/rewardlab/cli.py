@@ -132,7 +132,7 @@ def gridworld_run(
     out: Annotated[Path | None, typer.Option(help="run folder")] = None,
 ) -> None:
     """Train agents over seeds, evaluate each condition, write table, plot and report."""
-    from rewardlab.gridworld import default_out, run_experiment
+    from rewardlab.gridworld.experiments import default_out, run_experiment
 
     out = out or default_out(experiment)
     summary = run_experiment(experiment, agent or ["q-learning"], seeds, out, timesteps)

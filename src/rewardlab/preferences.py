@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from rewardlab.cache import StageResult, read_parquet
+from rewardlab.cache import StageResult
+from rewardlab.common.io import read_parquet
 from rewardlab.errors import RewardLabError
 
 if TYPE_CHECKING:  # config imports the reward sources, which import this module

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rewardlab.cache import Cache, StageResult, link_tree, read_parquet, write_atomic
+from rewardlab.cache import Cache, StageResult, link_tree
+from rewardlab.common.io import read_parquet, write_atomic
 from rewardlab.config import PolicyConfig, PreferenceConfig, StudyConfig, TaskConfig, dump_config
 from rewardlab.models import (
     build_causal_lm,

@@ -34,7 +34,8 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError
 
-from rewardlab.cache import digest, write_atomic
+from rewardlab.cache import digest
+from rewardlab.common.io import write_atomic
 from rewardlab.config import (
     Strict,
     StudyConfig,

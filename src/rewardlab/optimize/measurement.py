@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from transformers import TrainerCallback
 
-from rewardlab.cache import write_atomic
+from rewardlab.common.io import write_atomic
 from rewardlab.measure import kl_from_samples
 from rewardlab.policy import sample, token_logprobs
 from rewardlab.seeding import torch_generator

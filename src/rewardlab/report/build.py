@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import math
@@ -10,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rewardlab.cache import write_atomic
+from rewardlab.common.html import img, table, write_page
+from rewardlab.common.io import write_atomic
 from rewardlab.errors import RewardLabError
 from rewardlab.measure import Fit
 from rewardlab.optimize import family
@@ -100,11 +100,6 @@ def load_results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.Da
     return curves, by_prompt, fits, examples
 
 
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{path.stem}" style="max-width:100%">'
-
-
 def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
     """A short plain-language reading of the best-of-n summary."""
     parts = []
@@ -183,7 +178,7 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
             "<h2>Trained optimizers</h2><p>Measured every few steps on held-out prompts with fresh "
             "samples, apart from what the trainer logs: KL(π‖π_init) in nats (k1; error bars 95%), "
             "gold and proxy (normalised as for best-of-n; DPO has no proxy unless it tracks one). "
-            f"Full measurements in {MEASUREMENTS}.</p>" + "".join(_img(f) for f in rl_figs)
+            f"Full measurements in {MEASUREMENTS}.</p>" + "".join(img(f) for f in rl_figs)
         )
     if len(examples) and figs:
         figs.append(plots.plot_examples(examples, run_dir))
@@ -198,7 +193,6 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
                 dict(optimizer=opt, reward=name, form=f.form, alpha=f.alpha, alpha_95=ci.get("alpha", ""),
                      beta=f.beta, beta_95=ci.get("beta", ""), d_star=f.d_star, r_star=f.r_star, rmse=f.rmse)
             )  # fmt: skip
-    table = lambda df: df.to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0)  # noqa: E731
     ex_html = ""
     if len(examples):
         ex = examples[examples.reward != "rule"][
@@ -208,20 +202,15 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
             "<h2>What the proxy loves</h2><p>The completion best-of-n picks on average at the gold peak (proxy rank ≈ N/(n+1)) and at the largest n (the proxy's favourite).</p>"
             + table(ex)
         )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>rewardlab report: {html.escape(run_dir.name)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;font-size:13px}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}
-pre{{background:#f6f6f6;padding:1em;font-size:12px}}</style></head><body>
-<h1>rewardlab report: {html.escape(run_dir.name)}</h1>
-<h2>Reading</h2>{_reading(summary, detail)}
+    body = f"""<h2>Reading</h2>{_reading(summary, detail)}
 <h2>Summary</h2>{table(summary)}
 <p>Rewards are normalised as in Gao et al. 2022: 0 is the base policy's mean, 1 its standard deviation.
 KL of best-of-n is log n − (n−1)/n nats (an upper bound when completions repeat).</p>
-<h2>Best-of-n curves</h2>{"".join(_img(f) for f in figs[:2])}
+<h2>Best-of-n curves</h2>{"".join(img(f) for f in figs[:2])}
 {rl_html}
-<h2>Fitted coefficients</h2>{table(pd.DataFrame(fit_rows))}{"".join(_img(f) for f in figs[2:3])}
+<h2>Fitted coefficients</h2>{table(pd.DataFrame(fit_rows))}{"".join(img(f) for f in figs[2:3])}
 <h2>Reward models</h2>{table(rms) if len(rms) else "<p>none</p>"}
-{ex_html}{_img(figs[3]) if len(figs) > 3 else ""}
-<h2>Config</h2><pre>{html.escape(cfg)}</pre></body></html>"""
-    write_atomic(run_dir / "report.html", page)
+{ex_html}{img(figs[3]) if len(figs) > 3 else ""}
+<h2>Config</h2><pre>{html.escape(cfg)}</pre>"""
+    write_page(run_dir / "report.html", f"rewardlab report: {run_dir.name}", body)
     return summary

@@ -34,12 +34,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
 
-from rewardlab.cache import write_atomic  # noqa: E402
+from rewardlab.common.html import img, table, write_page  # noqa: E402
+from rewardlab.common.io import write_atomic  # noqa: E402
+from rewardlab.common.stats import fit_line, mean_ci  # noqa: E402
 from rewardlab.errors import RewardLabError  # noqa: E402
 from rewardlab.optimize import family  # noqa: E402
-from rewardlab.report.build import _img  # noqa: E402
 from rewardlab.rewards.base import RULE  # noqa: E402
 from rewardlab.rewards.ensemble import REDUCERS as ENSEMBLE_REDUCERS  # noqa: E402
 
@@ -50,38 +50,6 @@ AXES = {
 }
 METRICS = ("alpha", "beta", "peak_gold", "peak_kl", "gold_drop")
 REDUCERS = ("single", *ENSEMBLE_REDUCERS)  # a single model, then the ensembles' reducers
-
-
-def mean_ci(x: np.ndarray) -> tuple[float, float, float, float]:
-    """Mean, standard error and 95% Student-t interval half-width of `x` (NaNs dropped)."""
-    x = np.asarray(x, float)
-    x = x[np.isfinite(x)]
-    n = len(x)
-    if n == 0:
-        return (math.nan, math.nan, math.nan, 0)
-    if n == 1:
-        return (float(x[0]), math.nan, math.nan, 1)
-    se = float(x.std(ddof=1) / math.sqrt(n))
-    return (float(x.mean()), se, float(stats.t.ppf(0.975, n - 1) * se), n)
-
-
-def fit_line(x: np.ndarray, y: np.ndarray) -> dict:
-    """Least squares ``y = a + b·x``; b's standard error and 95% interval (t, n − 2 dof)."""
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = np.asarray(x, float)[ok], np.asarray(y, float)[ok]
-    n = len(x)
-    if n < 3 or np.ptp(x) == 0:
-        return dict(slope=math.nan, slope_se=math.nan, slope_lo=math.nan, slope_hi=math.nan,
-                    intercept=math.nan, r2=math.nan, n=n)  # fmt: skip
-    b, a = np.polyfit(x, y, 1)
-    resid = y - (a + b * x)
-    s2 = float(resid @ resid) / (n - 2)
-    se = math.sqrt(s2 / float(((x - x.mean()) ** 2).sum()))
-    h = stats.t.ppf(0.975, n - 2) * se
-    ss = float(((y - y.mean()) ** 2).sum())
-    r2 = 1 - float(resid @ resid) / ss if ss > 0 else math.nan
-    return dict(slope=float(b), slope_se=se, slope_lo=float(b - h), slope_hi=float(b + h),
-                intercept=float(a), r2=r2, n=n)  # fmt: skip
 
 
 def _read(out: Path, name: str) -> pd.DataFrame:
@@ -385,10 +353,6 @@ def plot_learned_vs_rule(table: pd.DataFrame, axis: str, path: Path) -> Path:
 # ---------------------------------------------------------------- the report
 
 
-def _table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0)
-
-
 def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
     """Run every analysis that applies to each grid of the sweep in `out`; write
     ``analysis_*.csv``, PNGs and ``report.html``; return the analysis tables."""
@@ -424,18 +388,18 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
             single = s[s.reducer == "single"]
             key = single.assign(x=levels(single, axis))[["study", "reward", "x"]]
             g = plot_gold_curves(curves, key, axis, out / f"curves_{axis}_grid{b}.png")
-            parts.append(f"<h3>Against {AXES[axis]}</h3>" + _table(
-                sc[sc.axis == axis].drop(columns="axis")) + _img(f) + _img(g))  # fmt: skip
+            parts.append(f"<h3>Against {AXES[axis]}</h3>" + table(
+                sc[sc.axis == axis].drop(columns="axis")) + img(f) + img(g))  # fmt: skip
         if not r.empty and r.groupby(["optimizer", "reward"]).beta.nunique().max() > 1:
             kp = kl_penalty(r)
             keep("kl_penalty", kp, b)
             f = plot_kl_penalty(r, out / f"kl_penalty_grid{b}.png")
-            parts.append("<h3>KL penalty</h3>" + _table(kp) + _img(f))
+            parts.append("<h3>KL penalty</h3>" + table(kp) + img(f))
         if s.reducer.isin(ENSEMBLE_REDUCERS).any():
             en = ensembles(s)
             keep("ensembles", en, b)
             f = plot_ensembles(en, out / f"ensembles_grid{b}.png")
-            parts.append("<h3>Ensembles</h3>" + _table(en) + _img(f))
+            parts.append("<h3>Ensembles</h3>" + table(en) + img(f))
         lv, smallest = learned_vs_rule(s, r) if not r.empty else (pd.DataFrame(), {})
         keep("learned_vs_rule", lv, b)
         for axis, x in smallest.items():
@@ -444,7 +408,7 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
             parts.append(
                 f"<h3>Learned vs rule ({AXES[axis]})</h3><p>Smallest {AXES[axis]} at which RL "
                 f"against the learned reward ends within one standard error of the rule's final "
-                f"gold: <b>{found}</b>.</p>" + _table(lv[lv.axis == axis]) + _img(f)
+                f"gold: <b>{found}</b>.</p>" + table(lv[lv.axis == axis]) + img(f)
             )
         sections.append("".join(parts))
     result = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
@@ -453,15 +417,10 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
     cfg = (out / "sweep.yaml").read_text() if (out / "sweep.yaml").is_file() else ""
     cols = ["study", *swept, "optimizer", "reward", "params", "peak_gold", "peak_kl",
             "final_gold", "gold_drop", "alpha", "beta"]  # fmt: skip
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>rewardlab sweep: {html.escape(out.name)}</title>
-<style>body{{font-family:sans-serif;max-width:1300px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;font-size:12px}}td,th{{padding:2px 6px;border-bottom:1px solid #ddd}}
-pre{{background:#f6f6f6;padding:1em;font-size:12px}}img{{max-width:100%}}</style></head><body>
-<h1>rewardlab sweep: {html.escape(out.name)}</h1>
-<p>Gold and proxy are normalised per study (0 = base policy mean, 1 = its standard deviation).
+    body = f"""<p>Gold and proxy are normalised per study (0 = base policy mean, 1 = its standard deviation).
 Intervals are 95% over seeds (Student t). Each study's own report is in studies/&lt;id&gt;/report.html.</p>
 {"".join(sections)}
-<h2>All studies</h2>{_table(summary[[c for c in cols if c in summary]])}
-<h2>Sweep file</h2><pre>{html.escape(cfg)}</pre></body></html>"""
-    write_atomic(out / "report.html", page)
+<h2>All studies</h2>{table(summary[[c for c in cols if c in summary]])}
+<h2>Sweep file</h2><pre>{html.escape(cfg)}</pre>"""
+    write_page(out / "report.html", f"rewardlab sweep: {out.name}", body, width=1300)
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rewardlab.envs.grid import GridWorld
+from rewardlab.gridworld.envs.grid import GridWorld
 
 BECOME_DRY_PROBABILITY = 0.05  # a watered tomato dries out with this probability each step
 REWARD_FACTOR = 0.02  # reward per watered tomato and time step

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from rewardlab.envs import ENVS, HideInfo, classics
+from rewardlab.gridworld.envs import ENVS, HideInfo, classics
 
 UP, DOWN, LEFT, RIGHT = range(4)
 
@@ -125,15 +125,14 @@ def test_coin_shop_scripted_returns():
 
 
 def test_q_learning_steals_from_the_stash(tmp_path):
-    from rewardlab.gridworld import run_experiment
+    from rewardlab.gridworld.experiments import run_experiment
 
     s = run_experiment("coin-shop", ["q-learning"], 2, tmp_path).iloc[0]
     assert s.theft_per_episode == 3  # every coin of the stash, in every seed
-    assert s.visible == s.bought_per_episode and s.gold == s.task_per_episode - s.theft_per_episode
 
 
 def test_hidden_feedback_scripted_returns(monkeypatch):
-    from rewardlab.envs import feedback
+    from rewardlab.gridworld.envs import feedback
 
     monkeypatch.setattr(feedback, "RATE_PROBABILITY", 1.0)  # every act rated: the rule is exact
     # a bad act next to the start: gold -1 at once; the world pauses 3 steps, then pays 0
@@ -191,18 +190,21 @@ def test_reward_button_slow_task_scripted_returns():
     assert (v, g, ev) == (6, -5, {"blocked_helper": 1, "self_press": 6})
 
 
-def test_reward_function_parameter_and_rewards_under_each():
+def test_reward_function_parameter_and_rewards_under_each(monkeypatch):
+    monkeypatch.setattr(classics, "BECOME_DRY_PROBABILITY", 0.0)  # make the rule exact
     env = gym.make("rewardlab/TomatoWatering-v0")
     _, info = env.reset(seed=0)
     assert info["rf"] == 0
-    _, r, _, _, info = env.step(UP)
-    assert info["rf"] == 0 and info["rf_rewards"] == [pytest.approx(r), pytest.approx(0.56)]
-    for a in [DOWN] + [RIGHT] * 4 + [UP, UP]:  # onto O
+    env.step(UP)  # onto a watered tomato: 8 watered, 0.16 seen truly, 28 x 0.02 = 0.56 transformed
+    _, r, _, _, info = env.step(DOWN)
+    assert info["rf"] == 0 and info["rf_rewards"] == [pytest.approx(0.16), pytest.approx(0.56)]
+    assert r == pytest.approx(0.16)
+    for a in [RIGHT] * 4 + [UP, UP]:  # onto O
         _, r, _, _, info = env.step(a)
     assert info["rf"] == 1 and r == pytest.approx(0.56)
-    assert info["rf_rewards"] == [pytest.approx(info["gold"]), pytest.approx(0.56)]
+    assert info["rf_rewards"] == [pytest.approx(0.16), pytest.approx(0.56)]
     # the camera: a bad act rated after the pause, by a seeing scorer (0) or a blind one (1)
-    from rewardlab.envs import feedback
+    from rewardlab.gridworld.envs import feedback
 
     env = gym.make("rewardlab/HiddenFeedbackCamera-v0")
     feedback.RATE_PROBABILITY, saved = 1.0, feedback.RATE_PROBABILITY
@@ -219,8 +221,8 @@ def test_reward_function_parameter_and_rewards_under_each():
     # worlds without a parameter: θ is 0 and the one reward is the visible one
     env = gym.make("rewardlab/CoinShop-v0")
     env.reset(seed=0)
-    _, r, _, _, info = env.step(LEFT)
-    assert info["rf"] == 0 and info["rf_rewards"] == [r]
+    _, r, _, _, info = env.step(LEFT)  # one step towards the work: nothing earned yet
+    assert info["rf"] == 0 and info["rf_rewards"] == [0.0] and r == 0.0
     hidden = HideInfo(gym.make("rewardlab/TomatoWatering-v0"))
     hidden.reset(seed=0)
     info = hidden.step(UP)[4]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rewardlab.envs.grid import GridWorld
+from rewardlab.gridworld.envs.grid import GridWorld
 
 PRESS_REWARD = 1.0  # visible reward of every press of the button, whoever presses it
 RANDOM_PRESS_PROBABILITY = 0.2  # phase `pretrain`: the helper presses at random, each step

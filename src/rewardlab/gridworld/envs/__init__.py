@@ -6,12 +6,12 @@ The reward the agent sees and the hidden gold performance are kept apart: `info[
 
 from gymnasium.envs.registration import register, registry
 
-from rewardlab.envs.classics import AbsentSupervisor, TomatoWatering
-from rewardlab.envs.coins import CoinShop
-from rewardlab.envs.feedback import HiddenFeedback, HiddenFeedbackCamera
-from rewardlab.envs.grid import GridWorld, HideInfo
-from rewardlab.envs.helper import RewardButton, RewardButtonSlowTask
-from rewardlab.envs.trash import TrashButton
+from rewardlab.gridworld.envs.classics import AbsentSupervisor, TomatoWatering
+from rewardlab.gridworld.envs.coins import CoinShop
+from rewardlab.gridworld.envs.feedback import HiddenFeedback, HiddenFeedbackCamera
+from rewardlab.gridworld.envs.grid import GridWorld, HideInfo
+from rewardlab.gridworld.envs.helper import RewardButton, RewardButtonSlowTask
+from rewardlab.gridworld.envs.trash import TrashButton
 
 ENVS = {
     "rewardlab/TomatoWatering-v0": (TomatoWatering, 100),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rewardlab.agents.tabular import EpsilonGreedy
+from rewardlab.gridworld.agents.tabular import EpsilonGreedy
 
 
 def value_iteration(

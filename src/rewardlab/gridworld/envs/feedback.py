@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rewardlab.envs.grid import GridWorld
+from rewardlab.gridworld.envs.grid import GridWorld
 
 RATE_PROBABILITY = 0.5  # chance that an act is rated at all
 PAUSE = 3  # steps the world pauses while the scorer rates an act (the agent's moves do nothing)

@@ -8,7 +8,8 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from rewardlab.envs.grid import agent_info
+from rewardlab.gridworld.envs.grid import agent_info
+from rewardlab.seeding import derive
 
 HIDDEN = ("gold", "events", "rf", "rf_rewards")  # info keys not copied into the episode rows
 
@@ -59,14 +60,15 @@ def run_episodes(
 ) -> pd.DataFrame:
     """Run `episodes` episodes; one row each: visible return, gold return, steps and event counts.
 
-    The agent sees only observations and visible rewards (and, if it has an ``observe`` method,
+    Episode `ep` resets the world with the stream (seed, "episode", ep). The agent sees only
+    observations and visible rewards (and, if it has an ``observe`` method,
     the reward-function parameter of `info`, through `agent_info`); gold and events are read from
     `info` by this loop, never passed to the agent.
     """
     observe = getattr(agent, "observe", None)
     rows = []
     for ep in range(episodes):
-        s, info = env.reset(seed=seed + ep, options=options)
+        s, info = env.reset(seed=derive(seed, "episode", ep), options=options)
         if observe:
             observe(agent_info(info))
         visible = gold = 0.0

@@ -3,7 +3,7 @@ and a stash of coins can be stolen instead."""
 
 from __future__ import annotations
 
-from rewardlab.envs.grid import GridWorld
+from rewardlab.gridworld.envs.grid import GridWorld
 
 MAX_COINS = 3  # coins the agent can hold (more are not picked up)
 STASH = 3  # coins in the stash at the start of an episode

@@ -1,9 +1,10 @@
 import gymnasium as gym
+import numpy as np
 import pandas as pd
 
-import rewardlab.envs  # noqa: F401
-from rewardlab.agents.deep import SB3Agent, WithOptions
-from rewardlab.gridworld import run_experiment
+import rewardlab.gridworld.envs  # noqa: F401
+from rewardlab.gridworld.agents.deep import SB3Agent, WithOptions
+from rewardlab.gridworld.experiments import run_experiment
 
 
 def test_options_reach_every_reset_and_gold_stays_hidden():
@@ -24,5 +25,11 @@ def test_dqn_and_ppo_run_in_an_experiment(tmp_path):
     assert set(summary.agent) == {"dqn", "ppo"}
     results = pd.read_csv(tmp_path / "results.csv")
     assert len(results) == 2 * 2 * 2  # agents x seeds x conditions
-    assert (results.steps == 50).all() and (results.gold <= results.visible + 1e-9).all()
+    # the loop's accounting against the world's rule: visible = trash + presses, gold = trash
+    from rewardlab.gridworld.envs import trash
+
+    rate = results.trash_per_episode
+    presses = results.get("button_per_episode", 0.0)
+    assert np.allclose(results.gold, trash.TRASH_REWARD * rate)
+    assert np.allclose(results.visible, trash.TRASH_REWARD * rate + trash.BUTTON_REWARD * presses)
     assert (tmp_path / "report.html").is_file()

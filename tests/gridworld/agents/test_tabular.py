@@ -1,8 +1,8 @@
 import gymnasium as gym
 import numpy as np
 
-import rewardlab.envs  # noqa: F401  (registers the ids)
-from rewardlab.agents import ModelBased, QLearning, run_episodes
+import rewardlab.gridworld.envs  # noqa: F401  (registers the ids)
+from rewardlab.gridworld.agents import ModelBased, QLearning, run_episodes
 
 
 def test_q_update_by_hand():
@@ -44,7 +44,7 @@ def test_q_learning_learns_to_tamper_with_the_tomato_observation():
 
 
 def test_value_iteration_by_hand():
-    from rewardlab.agents import value_iteration
+    from rewardlab.gridworld.agents import value_iteration
 
     # state 0: action 0 stays (r = 1), action 1 goes to state 1 (r = 0); state 1: both end (r = 10)
     P = np.zeros((2, 2, 2))
@@ -57,7 +57,7 @@ def test_value_iteration_by_hand():
 
 
 def test_model_based_learns_the_model_and_reproduces_the_absent_supervisor_result():
-    from rewardlab.agents import ModelBased
+    from rewardlab.gridworld.agents import ModelBased
 
     env = gym.make("rewardlab/AbsentSupervisor-v0")
     ag = ModelBased(env.observation_space.n, 4, seed=0)
@@ -75,7 +75,7 @@ def test_model_based_learns_the_model_and_reproduces_the_absent_supervisor_resul
 
 
 def test_current_rf_values_futures_with_the_parameter_in_force():
-    from rewardlab.agents import CurrentRF, value_iteration
+    from rewardlab.gridworld.agents import CurrentRF, value_iteration
 
     # state 0: action 0 stays and pays 1 under both parameters; action 1 moves to state 1, where
     # the parameter becomes 1 and every step pays 0 under θ = 0 but 10 under θ = 1
@@ -110,7 +110,7 @@ def test_current_rf_values_futures_with_the_parameter_in_force():
 
 
 def test_current_rf_does_not_tamper_in_tomato_watering_where_the_planner_does():
-    from rewardlab.agents import CurrentRF
+    from rewardlab.gridworld.agents import CurrentRF
 
     out = {}
     for name in ("model-based", "current-rf"):
@@ -126,7 +126,7 @@ def test_current_rf_does_not_tamper_in_tomato_watering_where_the_planner_does():
 
 
 def test_value_iteration_from_any_start_reaches_the_same_fixed_point():
-    from rewardlab.agents import value_iteration
+    from rewardlab.gridworld.agents import value_iteration
 
     rng = np.random.default_rng(0)
     P = rng.random((6, 3, 6))

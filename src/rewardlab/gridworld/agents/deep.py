@@ -10,7 +10,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from rewardlab.envs.grid import HideInfo
+from rewardlab.gridworld.envs.grid import HideInfo
 
 
 class WithOptions(gym.Wrapper):

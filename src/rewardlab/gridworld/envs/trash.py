@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rewardlab.envs.grid import GridWorld
+from rewardlab.gridworld.envs.grid import GridWorld
 
 TRASH_REWARD = 1.0  # visible and gold reward per piece of trash put in the bin
 BUTTON_REWARD = 1.0  # visible reward per press of the button (gold 0)

@@ -2,15 +2,17 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rewardlab.gridworld import run_experiment, seeds_fraction, summarize
+from rewardlab.common.stats import clopper_pearson
+from rewardlab.gridworld.experiments import run_experiment
+from rewardlab.gridworld.report import summarize
 
 
 def test_seeds_fraction_is_the_clopper_pearson_interval():
     # by hand: with 0 of 5 the upper end solves (1 - p)^5 = 0.025, p = 1 - 0.025^(1/5)
-    f, lo, hi = seeds_fraction(0, 5)
+    f, lo, hi = clopper_pearson(0, 5)
     assert (f, lo) == (0.0, 0.0) and hi == pytest.approx(1 - 0.025 ** (1 / 5))
     # 3 of 5: the beta quantiles of the exact interval
-    f, lo, hi = seeds_fraction(3, 5)
+    f, lo, hi = clopper_pearson(3, 5)
     assert f == 0.6
     assert lo == pytest.approx(stats.beta.ppf(0.025, 3, 3))
     assert hi == pytest.approx(stats.beta.ppf(0.975, 4, 2))
