@@ -66,3 +66,31 @@ def test_optimizers_name_known_rewards_and_appear_once():
         load_config(None, ["optimizers=[{kind: ppo}]"])
     with pytest.raises(RewardLabError, match=r"'/'"):
         load_config(None, ["rewards=[{name: a/b, kind: learned}]"])
+
+
+def test_every_config_field_has_a_description():
+    """The descriptions are the user's documentation of every key."""
+    import inspect
+
+    import pydantic
+
+    import rewardlab.config
+    import rewardlab.gridworld.config
+    import rewardlab.specs
+    import rewardlab.sweep
+    from rewardlab import optimize, rewards
+
+    modules = [rewardlab.config, rewardlab.gridworld.config, rewardlab.specs, rewardlab.sweep]
+    modules += [*rewards.KINDS.values(), *optimize.KINDS.values()]
+    models = {
+        obj
+        for m in modules
+        for obj in vars(m).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, pydantic.BaseModel)
+        and obj.__module__ == m.__name__
+    }
+    missing = [
+        f"{m.__name__}.{k}" for m in models for k, f in m.model_fields.items() if not f.description
+    ]
+    assert len(models) >= 20 and missing == []

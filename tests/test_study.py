@@ -169,3 +169,21 @@ def test_a_missing_local_model_folder(tiny_config, tmp_path):
     d["policy"]["model"] = {"path": str(tmp_path / "nowhere")}
     with pytest.raises(RewardLabError, match=r"folder .*nowhere.* does not exist"):
         run_study(StudyConfig.model_validate(d), tmp_path / "run", log=lambda m: None)
+
+
+def test_the_reading_says_when_a_fall_is_not_distinguishable_from_zero():
+    from rewardlab.report.build import _reading
+
+    row = dict(optimizer="bon", params=10, peak_gold=0.5, peak_sqrt_kl=1.0, peak_step=8,
+               final_gold=0.3, gold_drop=0.2, final_kl=5.9, final_proxy=1.0)  # fmt: skip
+    summary = pd.DataFrame([
+        {**row, "reward": "clear", "drop_lo": 0.05, "drop_hi": 0.35},
+        {**row, "reward": "unclear", "drop_lo": -0.1, "drop_hi": 0.5},
+        {**row, "reward": "never", "optimizer": "grpo", "peak_step": 0, "final_kl": -0.03,
+         "drop_lo": np.nan, "drop_hi": np.nan},
+    ])  # fmt: skip
+    text = _reading(summary)
+    clear, unclear, never = text.split("<p>")[1:4]
+    assert "overoptimization" in clear and "not distinguishable" not in clear
+    assert "includes zero" in unclear and "overoptimization" not in unclear
+    assert "never rose above the base policy" in never and "KL = 0.00 nats" in never

@@ -40,3 +40,28 @@ def test_current_rf_agent_in_an_experiment_with_seed_fractions(tmp_path):
     assert s.loc["model-based", "tampered_seeds"] == 1.0
     assert s.loc["current-rf", "tampered_seeds"] == 0.0
     assert s.loc["current-rf", "tampered_seeds_hi"] == pytest.approx(1 - 0.025**0.5)
+
+
+def test_the_run_folder_records_the_experiment_hyperparameters_and_world(tmp_path):
+    import yaml
+
+    from rewardlab.gridworld.config import AgentsConfig, QLearningConfig
+    from rewardlab.gridworld.envs import classics
+
+    hyper = AgentsConfig(q_learning=QLearningConfig(lr=0.5))
+    run_experiment("tomato-watering", ["q-learning"], 2, tmp_path, hyper=hyper)
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert cfg["hyper"]["q_learning"] == {"lr": 0.5, "gamma": 0.95, "epsilon": 0.1}
+    assert cfg["spec"]["train_episodes"] == 300 and cfg["spec"]["conditions"][0]["name"] == "greedy"
+    world = cfg["world"]
+    assert world["REWARD_FACTOR"] == classics.REWARD_FACTOR == 0.02
+    assert world["BECOME_DRY_PROBABILITY"] == 0.05 and world["RF_VALUES"] == 2
+    assert world["MAP"] == classics.TomatoWatering.MAP
+
+
+def test_a_negative_training_budget_is_refused_before_any_work(tmp_path):
+    from rewardlab.errors import RewardLabError
+
+    with pytest.raises(RewardLabError, match=r"deep_timesteps.*greater than or equal to 1"):
+        run_experiment("trash-button", ["dqn"], 2, tmp_path / "out", deep_timesteps=-5)
+    assert not (tmp_path / "out").exists()

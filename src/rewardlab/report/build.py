@@ -106,7 +106,15 @@ def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
     sampled = summary.optimizer.map(family) == "sample"
     learned = summary[(summary.params > 0) & sampled].sort_values("params")
     for _, r in learned.iterrows():
-        if r.gold_drop > 0.05:
+        if r.gold_drop > 0.05 and not r.drop_lo > 0:
+            parts.append(
+                f"Against <b>{r.reward}</b> ({r.params:,} parameters) gold rises to "
+                f"{r.peak_gold:.2f} std at √KL = {r.peak_sqrt_kl:.2f} (n = {r.peak_step}) and then "
+                f"falls by {r.gold_drop:.2f} std, but the 95% interval over prompts "
+                f"({r.drop_lo:.2f} to {r.drop_hi:.2f}) includes zero: the fall is not "
+                f"distinguishable from none within KL = {r.final_kl:.1f} nats."
+            )
+        elif r.gold_drop > 0.05:
             parts.append(
                 f"Against <b>{r.reward}</b> ({r.params:,} parameters) gold rises to "
                 f"{r.peak_gold:.2f} std at √KL = {r.peak_sqrt_kl:.2f} (n = {r.peak_step}) and then "
@@ -131,10 +139,12 @@ def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
                 else ""
             )
         proxy = "" if pd.isna(r.final_proxy) else f", while the proxy ends at {r.final_proxy:.2f}"
+        if r.peak_step == 0:  # the base policy was the best measured: no trained checkpoint to name
+            ckpt = " Gold never rose above the base policy's."
         parts.append(
             f"{r.optimizer.upper()} on <b>{r.reward}</b>: gold peaks at {r.peak_gold:.2f} std (step {r.peak_step}, "
             f"√KL = {r.peak_sqrt_kl:.2f}) and ends at {r.final_gold:.2f} (a fall of {r.gold_drop:.2f}) "
-            f"at KL = {r.final_kl:.2f} nats{proxy}.{ckpt}"
+            f"at KL = {max(r.final_kl, 0):.2f} nats{proxy}.{ckpt}"
         )
     rule = summary[(summary.reward == RULE) & sampled]
     if len(rule):
@@ -142,6 +152,11 @@ def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
             f"Optimising the rule itself reaches {rule.peak_gold.iloc[0]:.2f} "
             "std: the ceiling any proxy could reach with this pool."
         )
+    parts.append(
+        "KL of a trained policy is the k1 estimate from fresh samples; near the base policy it can "
+        "be slightly negative by sampling noise, and is then reported as 0. One seed: a second "
+        "seed is needed before comparing rewards whose intervals overlap."
+    )
     return " ".join(f"<p>{p}</p>" for p in parts)
 
 
