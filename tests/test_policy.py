@@ -115,3 +115,28 @@ def test_device_auto_is_the_cpu_without_a_gpu():
     assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
     with pytest.raises(RewardLabError, match="no GPU"):
         resolve_device("cuda")
+
+
+def test_a_pool_of_many_prompts_is_the_same_at_any_batch_size_and_its_logprobs_are_exact():
+    from rewardlab.policy import sample_rows
+    from rewardlab.seeding import torch_generator
+
+    task = load_task("topics")
+    model, tok = small_policy(task)
+    # prompts of different token lengths, so batches mix left-padded rows
+    prompts = ["write about river :", "write about river lamp storm :", "write about lamp storm :"]
+    rows = [p for p in prompts for _ in range(6)]
+    u = torch.rand((len(rows), 7), generator=torch_generator(0, "test"))
+    by_size = {b: sample_rows(model, tok, rows, u, max_new_tokens=7, batch_size=b)
+               for b in (1, 7, 1024)}  # fmt: skip
+    texts, logp = by_size[1]
+    for b in (7, 1024):
+        assert by_size[b][0] == texts
+        assert np.allclose(by_size[b][1], logp, atol=1e-5)
+    # each row alone, unpadded, through the single-prompt sampler: the same completion
+    for j in (0, 7, 17):
+        alone, _ = sample(model, tok, rows[j], 1, max_new_tokens=7, uniforms=u[j : j + 1])
+        assert alone == [texts[j]]
+    lp, mask = token_logprobs(model, tok, rows, texts, max_new_tokens=7)  # a fresh forward pass
+    assert np.allclose((lp * mask).sum(-1).detach().numpy(), logp, atol=1e-4)
+    assert len(set(texts)) > 6  # rows differ: the uniforms, not the batch, decide

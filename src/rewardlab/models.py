@@ -74,6 +74,7 @@ def model_config(
             resid_pdrop=0.0,
             embd_pdrop=0.0,
             attn_pdrop=0.0,
+            activation_function="gelu_pytorch_tanh",  # GPT-2's tanh GELU, as one fused op
             **ids,
             **extra,
         )

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rewardlab.models import check_positions, to_device
+from rewardlab.progress import bar
 from rewardlab.training import minibatch_train
 
 
@@ -24,35 +25,70 @@ def encode_prompt(tok: PreTrainedTokenizerBase, prompt: str) -> list[int]:
     return ([tok.bos_token_id] if tok.bos_token_id is not None else []) + ids
 
 
+class Encoded:
+    """Sequences ``<bos> prompt completion [<eos>]`` tokenized once: `ids[k]` the token ids of
+    sequence k, `prompt_len[k]` how many of them are ``<bos>`` + prompt. Batches are padded from
+    these (`batch`), so training passes tokenize nothing."""
+
+    def __init__(self, ids: list[list[int]], prompt_len: list[int], pad_id: int):
+        self.ids, self.prompt_len, self.pad_id = ids, prompt_len, pad_id
+        self.lengths = np.array([len(r) for r in ids], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, idx: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Right-padded ``(input_ids, attention_mask, completion_mask)`` of sequences `idx`, each
+        (B, T) with T the longest of them; completion_mask = 1 on completion tokens (and
+        ``<eos>``)."""
+        idx = list(idx)
+        L = self.lengths[idx]
+        T = int(L.max())
+        pos = np.arange(T)[None, :]
+        att = pos < L[:, None]  # (B, T)
+        cm = att & (pos >= np.array([self.prompt_len[i] for i in idx])[:, None])
+        flat = np.full((len(idx), T), self.pad_id, dtype=np.int64)
+        flat[att] = np.concatenate([self.ids[i] for i in idx])
+        return (torch.from_numpy(flat), torch.from_numpy(att.astype(np.int64)),
+                torch.from_numpy(cm.astype(np.int64)))  # fmt: skip
+
+    def buckets(self, batch_size: int) -> list[np.ndarray]:
+        """All sequences in batches of similar length (sorted by length), for passes whose order
+        does not matter: almost no arithmetic is spent on padding."""
+        order = np.argsort(self.lengths, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def encode(
+    tok: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    max_new_tokens: int | None = None,
+) -> Encoded:
+    """Tokenize ``<bos> prompt completion <eos>`` once per sequence. With `max_new_tokens`, a
+    completion of that many tokens or more was cut by the sampler and gets no ``<eos>`` (as
+    `sample` returns it)."""
+    prompt_ids = {p: encode_prompt(tok, p) for p in dict.fromkeys(prompts)}
+    comp_ids = tok(list(completions), add_special_tokens=False)["input_ids"] if completions else []
+    ids, plen = [], []
+    for p, ci in zip(prompts, comp_ids, strict=True):
+        if max_new_tokens is None or len(ci) < max_new_tokens:
+            ci = ci + [tok.eos_token_id]
+        ids.append(prompt_ids[p] + ci)
+        plen.append(len(prompt_ids[p]))
+    return Encoded(ids, plen, tok.pad_token_id)
+
+
 def encode_pairs(
     tok: PreTrainedTokenizerBase,
     prompts: Sequence[str],
     completions: Sequence[str],
     max_new_tokens: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded ``(input_ids, attention_mask, completion_mask)``, each of shape (B, T).
-
-    completion_mask[b, t] = 1 where token t belongs to the completion or its closing ``<eos>``.
-    With `max_new_tokens`, a completion of that many tokens or more was cut by the sampler and
-    gets no ``<eos>`` (as `sample` returns it).
-    """
-    rows, masks = [], []
-    for p, c in zip(prompts, completions, strict=True):
-        pi = encode_prompt(tok, p)
-        ci = tok(c, add_special_tokens=False)["input_ids"]
-        if max_new_tokens is None or len(ci) < max_new_tokens:
-            ci = ci + [tok.eos_token_id]
-        rows.append(pi + ci)
-        masks.append([0] * len(pi) + [1] * len(ci))
-    T = max(len(r) for r in rows)
-    ids = torch.full((len(rows), T), tok.pad_token_id, dtype=torch.long)
-    att = torch.zeros((len(rows), T), dtype=torch.long)
-    cm = torch.zeros((len(rows), T), dtype=torch.long)
-    for b, (r, m) in enumerate(zip(rows, masks, strict=True)):
-        ids[b, : len(r)] = torch.tensor(r)
-        att[b, : len(r)] = 1
-        cm[b, : len(m)] = torch.tensor(m)
-    return ids, att, cm
+    """Right-padded ``(input_ids, attention_mask, completion_mask)``, each of shape (B, T):
+    `encode` then `Encoded.batch` of every sequence."""
+    enc = encode(tok, prompts, completions, max_new_tokens)
+    return enc.batch(range(len(enc)))
 
 
 def never_sampled(tok: PreTrainedTokenizerBase) -> list[int]:
@@ -85,7 +121,18 @@ def token_logprobs(
     is ``(logp * mask).sum(-1)``; pass the sampler's `max_new_tokens` to score cut completions
     as `sample` did (without ``<eos>``).
     """
-    ids, att, cm = to_device(model, *encode_pairs(tok, prompts, completions, max_new_tokens))
+    return batch_logprobs(model, tok, *encode_pairs(tok, prompts, completions, max_new_tokens))
+
+
+def batch_logprobs(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    ids: torch.Tensor,
+    att: torch.Tensor,
+    cm: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`token_logprobs` of an already padded batch (`Encoded.batch`)."""
+    ids, att, cm = to_device(model, ids, att, cm)
     check_positions(model, ids.shape[1], "scoring log-probabilities")
     logits = model(input_ids=ids, attention_mask=att).logits  # (B, T, V)
     logp = torch.log_softmax(policy_logits(logits[:, :-1].float(), tok), dim=-1)  # (B, T-1, V)
@@ -112,10 +159,10 @@ def train_sft(
     every step.
     """
 
+    enc = encode(tok, prompts, completions)  # tokenized once
+
     def loss_of(idx: np.ndarray) -> torch.Tensor:
-        logp, mask = token_logprobs(
-            model, tok, [prompts[i] for i in idx], [completions[i] for i in idx]
-        )
+        logp, mask = batch_logprobs(model, tok, *enc.batch(idx))
         return -(logp * mask).sum() / mask.sum()
 
     return minibatch_train(model, len(prompts), loss_of, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -134,42 +181,92 @@ def sample(
     generator: torch.Generator | None = None,
     uniforms: torch.Tensor | None = None,
 ) -> tuple[list[str], np.ndarray]:
-    """`n` completions of one prompt, sampled from softmax(logits / temperature).
-
-    Token t of completion j is the inverse CDF of the next-token distribution at u[j, t], with
-    u of shape (n, max_new_tokens) drawn from `generator` up front (or given as `uniforms`): the
-    completions of rows j are then the same however the rows are split into calls.
-
-    Returns the decoded completions (without ``<eos>``) and, per completion, the sum of the
-    log-probabilities of its sampled tokens under the sampling distribution (``<eos>`` included).
-    A completion that reaches `max_new_tokens` without ``<eos>`` is cut there. The model may sit
-    on any device; the draws are made on the CPU with `generator`, so a seed gives the same
-    tokens wherever the model runs (up to the device's floating point).
-    """
-    model.eval()
+    """`n` completions of one prompt: `sample_rows` with `prompt` on every row and uniforms u of
+    shape (n, max_new_tokens) drawn from `generator` up front (or given as `uniforms`)."""
     if uniforms is None:
         uniforms = torch.rand((n, max_new_tokens), generator=generator)  # (n, T)
-    ids = torch.tensor([encode_prompt(tok, prompt)] * n)  # (n, P): one prompt, no padding
+    return sample_rows(
+        model, tok, [prompt] * n, uniforms, max_new_tokens=max_new_tokens, temperature=temperature
+    )
+
+
+@torch.no_grad()
+def sample_rows(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    uniforms: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    batch_size: int = 1024,
+    desc: str | None = None,
+) -> tuple[list[str], np.ndarray]:
+    """One completion per row j of ``prompts[j]``, sampled from softmax(logits / temperature).
+
+    Token t of row j is the inverse CDF of the next-token distribution at ``uniforms[j, t]``
+    (uniforms: (N, max_new_tokens), on the CPU): a row's completion is a function of its prompt
+    and its uniforms alone, the same however the rows are batched. Rows are sorted by prompt
+    length and run `batch_size` at a time, prompts left-padded, with a KV cache and explicit
+    positions (position of a token = number of real tokens before it), so a row sees exactly
+    what an unpadded forward pass sees.
+
+    Returns the decoded completions (without ``<eos>``) and, per row, the sum of the
+    log-probabilities of its sampled tokens under the sampling distribution (``<eos>`` included).
+    A completion that reaches `max_new_tokens` without ``<eos>`` is cut there. The model may sit
+    on any device; the draws are compared on the CPU, so a seed gives the same tokens wherever
+    the model runs (up to the device's floating point). `desc` shows a progress bar.
+    """
+    if uniforms.shape != (len(prompts), max_new_tokens):
+        raise ValueError(f"uniforms {tuple(uniforms.shape)} != ({len(prompts)}, {max_new_tokens})")
+    model.eval()
+    ids_of = {p: encode_prompt(tok, p) for p in dict.fromkeys(prompts)}  # each prompt once
+    rows = [ids_of[p] for p in prompts]
+    if not rows:
+        return [], np.zeros(0)
+    order = np.argsort([len(r) for r in rows], kind="stable")
+    longest = int(order[-1])
+    check_positions(model, len(rows[longest]) + max_new_tokens,
+                    f"sampling prompt {prompts[longest]!r}")  # fmt: skip
+    texts: list[str] = [""] * len(rows)
+    logps = np.zeros(len(rows))
+    starts = range(0, len(rows), batch_size)
+    for start in bar(starts, desc=desc or "sample", enabled=desc is not None):
+        idx = order[start : start + batch_size]
+        t, lp = _sample_batch(model, tok, [rows[i] for i in idx], uniforms[idx],
+                              max_new_tokens, temperature)  # fmt: skip
+        for k, i in enumerate(idx):
+            texts[i] = t[k]
+        logps[idx] = lp
+    return texts, logps
+
+
+def _sample_batch(model, tok, rows: list[list[int]], uniforms, max_new_tokens, temperature):
+    """`sample_rows` on one batch of encoded prompts."""
+    n, P = len(rows), max(len(r) for r in rows)
+    ids = torch.full((n, P), tok.pad_token_id, dtype=torch.long)  # left-padded prompts
+    att = torch.zeros((n, P), dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, P - len(r) :] = torch.tensor(r)
+        att[b, P - len(r) :] = 1
+    pos = (att.cumsum(1) - 1).clamp(min=0)  # (n, P)
     dev = next(model.parameters()).device
-    check_positions(model, ids.shape[1] + max_new_tokens, f"sampling prompt {prompt!r}")
     cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else None
     cache_kw = cache_kw or "past_key_values"  # older transformers and some architectures
     past = None
     cur = ids
-    att = torch.ones_like(ids)
     done = torch.zeros(n, dtype=torch.bool)
     out = torch.full((n, max_new_tokens), tok.pad_token_id, dtype=torch.long)
     logp_sum = torch.zeros(n)
     for t in range(max_new_tokens):
-        res = model(input_ids=cur.to(dev), attention_mask=att.to(dev), use_cache=True,
-                    **{cache_kw: past})  # fmt: skip
+        res = model(input_ids=cur.to(dev), attention_mask=att.to(dev), position_ids=pos.to(dev),
+                    use_cache=True, **{cache_kw: past})  # fmt: skip
         past = getattr(res, "cache", None) or res.past_key_values
         logits = policy_logits(res.logits[:, -1].float().cpu(), tok) / temperature  # (n, V)
         logp = F.log_softmax(logits, dim=-1)
         cdf = logp.exp().cumsum(-1)  # (n, V)
-        nxt = torch.searchsorted(cdf, uniforms[:, t : t + 1].contiguous(), right=True).squeeze(
-            -1
-        )  # (n,)
+        u = uniforms[:, t : t + 1].contiguous()
+        nxt = torch.searchsorted(cdf, u, right=True).squeeze(-1)  # (n,)
         nxt = nxt.clamp(max=cdf.shape[-1] - 1)  # u above a cdf that rounds below 1
         logp_sum += torch.where(done, 0.0, logp.gather(-1, nxt[:, None]).squeeze(-1))
         nxt = torch.where(done, tok.pad_token_id, nxt)
@@ -178,6 +275,7 @@ def sample(
         if done.all():
             break
         cur = nxt[:, None]
+        pos = pos[:, -1:] + 1
         att = torch.cat([att, torch.ones((n, 1), dtype=att.dtype)], dim=1)
     texts = []
     for row in out.tolist():

@@ -34,7 +34,7 @@ class SamplingConfig(Strict):
     """How the base policy is sampled for pools, and how every trained policy is measured."""
 
     temperature: float = Field(1.0, gt=0, description="softmax temperature of sampling")
-    batch_size: int = Field(512, ge=1, description="completions sampled per forward pass")
+    batch_size: int = Field(1024, ge=1, description="completions sampled per forward pass")
     max_new_tokens: int | None = Field(None, ge=1, description="default: the task's bound")
 
 

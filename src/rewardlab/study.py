@@ -32,7 +32,7 @@ from rewardlab.optimize import KINDS as OPTIMIZERS
 from rewardlab.optimize.base import OptimizerContext
 from rewardlab.optimize.curves import trained_rows
 from rewardlab.optimize.measurement import max_tokens
-from rewardlab.policy import sample, train_sft
+from rewardlab.policy import sample_rows, train_sft
 from rewardlab.preferences import make_pairs
 from rewardlab.progress import bar
 from rewardlab.report.build import build_report, write_results
@@ -98,8 +98,9 @@ def stage_pool(
 
     Writes ``pool.parquet``: prompt_id, prompt, sample_id, completion, logp (sum of sampled
     token log-probabilities), gold. The uniforms of prompt i's samples come from the stream
-    (seed, "pool", split, i), one row per sample (`policy.sample`), so a pool does not depend
-    on `sampling.batch_size`.
+    (seed, "pool", split, i), one row per sample, and all rows are sampled together
+    (`policy.sample_rows`, `sampling.batch_size` rows a pass), so a pool does not depend on the
+    batch size.
     """
     task = task_cfg.load()
     seed_everything(seed, "pool", split)
@@ -107,19 +108,14 @@ def stage_pool(
     model = build_causal_lm(ModelSpec(path=str(policy.path)), tok)
     prompts = split_prompts(task, split, n_prompts, seed)
     limit = max_tokens(sampling, task)
-    frames = []
-    for i, p in enumerate(bar(prompts, desc=f"sample {split} pool")):
-        u = torch.rand((n_samples, limit), generator=torch_generator(seed, "pool", split, i))
-        comps, logps = [], []
-        for start in range(0, n_samples, sampling.batch_size):
-            rows = u[start : start + sampling.batch_size]
-            c, lp = sample(model, tok, p, len(rows), max_new_tokens=limit,
-                           temperature=sampling.temperature, uniforms=rows)  # fmt: skip
-            comps += c
-            logps.append(lp)
-        frames.append(pd.DataFrame(dict(prompt_id=i, prompt=p, sample_id=np.arange(n_samples),
-                                        completion=comps, logp=np.concatenate(logps))))  # fmt: skip
-    df = pd.concat(frames, ignore_index=True)
+    u = torch.cat([torch.rand((n_samples, limit), generator=torch_generator(seed, "pool", split, i))
+                   for i in range(len(prompts))])  # fmt: skip
+    rows = [p for p in prompts for _ in range(n_samples)]
+    comps, logp = sample_rows(model, tok, rows, u, max_new_tokens=limit, desc=f"sample {split} pool",
+                              temperature=sampling.temperature, batch_size=sampling.batch_size)  # fmt: skip
+    df = pd.DataFrame(dict(prompt_id=np.repeat(np.arange(len(prompts)), n_samples), prompt=rows,
+                           sample_id=np.tile(np.arange(n_samples), len(prompts)),
+                           completion=comps, logp=logp))  # fmt: skip
     df["gold"] = checked_gold(task, df["prompt"].tolist(), df["completion"].tolist())
     df.to_parquet(out / "pool.parquet", index=False)
 

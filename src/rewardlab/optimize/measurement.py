@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 
 from rewardlab.common.io import write_atomic
 from rewardlab.measure import kl_from_samples
-from rewardlab.policy import sample, token_logprobs
+from rewardlab.policy import sample_rows, token_logprobs
 from rewardlab.seeding import torch_generator
 from rewardlab.specs import SamplingConfig
 from rewardlab.tasks import Task, checked_gold
@@ -67,14 +67,11 @@ def measure_policy(
     """
     model.eval()
     limit = max_tokens(sampling, task)
-    comps, rep, logp = [], [], []
-    for i, p in enumerate(prompts):
-        c, lp = sample(model, tok, p, samples, max_new_tokens=limit,
-                       temperature=sampling.temperature, generator=torch_generator(seed, "measure", i))  # fmt: skip
-        comps += c
-        rep += [p] * len(c)
-        logp.append(lp)
-    logp = np.concatenate(logp)
+    u = torch.cat([torch.rand((samples, limit), generator=torch_generator(seed, "measure", i))
+                   for i in range(len(prompts))])  # fmt: skip
+    rep = [p for p in prompts for _ in range(samples)]
+    comps, logp = sample_rows(model, tok, rep, u, max_new_tokens=limit,
+                              temperature=sampling.temperature, batch_size=sampling.batch_size)  # fmt: skip
     with torch.no_grad():
         lr, mask = token_logprobs(init_model, tok, rep, comps, limit)
         logp_init = (lr * mask).sum(-1).cpu().numpy()

@@ -31,7 +31,7 @@ from rewardlab.models import (
     positions_for,
     to_device,
 )
-from rewardlab.policy import encode_pairs
+from rewardlab.policy import Encoded, encode
 from rewardlab.preferences import split_pairs
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
 from rewardlab.seeding import seed_everything
@@ -65,21 +65,30 @@ def rm_scores(
     completions: Sequence[str],
 ) -> torch.Tensor:
     """The scalar head r(x, y) on ``<bos> x y <eos>``, shape (B,)."""
-    ids, att, _ = encode_pairs(tok, prompts, completions)
-    ids, att = to_device(model, ids, att)
+    enc = encode(tok, prompts, completions)
+    return batch_scores(model, enc, range(len(enc)))
+
+
+def batch_scores(model: PreTrainedModel, enc: Encoded, idx: Sequence[int]) -> torch.Tensor:
+    """r(x, y) of the encoded sequences `idx`, shape (len(idx),)."""
+    ids, att, _ = to_device(model, *enc.batch(idx))
     check_positions(model, ids.shape[1], "reward model scoring")
     return model(input_ids=ids, attention_mask=att).logits[:, 0].float()
 
 
 @torch.no_grad()
+def score_encoded(model: PreTrainedModel, enc: Encoded, batch_size: int = 512) -> np.ndarray:
+    """r of every sequence of `enc`, without gradients, in batches of similar length."""
+    model.eval()
+    out = np.zeros(len(enc), dtype=np.float32)
+    for idx in enc.buckets(batch_size):
+        out[idx] = batch_scores(model, enc, idx).cpu().numpy()
+    return out
+
+
 def score_batched(model, tok, prompts, completions, batch_size: int = 512) -> np.ndarray:
     """`rm_scores` over any number of samples, in batches, without gradients."""
-    model.eval()
-    out = [
-        rm_scores(model, tok, prompts[i : i + batch_size], completions[i : i + batch_size])
-        for i in range(0, len(prompts), batch_size)
-    ]
-    return torch.cat(out).cpu().numpy() if out else np.zeros(0)
+    return score_encoded(model, encode(tok, prompts, completions), batch_size)
 
 
 def pairwise_accuracy(model, tok, pairs: pd.DataFrame) -> tuple[float, float]:
@@ -87,8 +96,11 @@ def pairwise_accuracy(model, tok, pairs: pd.DataFrame) -> tuple[float, float]:
     if len(pairs) == 0:
         return math.nan, math.nan
     p = pairs["prompt"].tolist()
-    rc = score_batched(model, tok, p, pairs["chosen"].tolist())
-    rr = score_batched(model, tok, p, pairs["rejected"].tolist())
+    r = score_batched(model, tok, p + p, pairs["chosen"].tolist() + pairs["rejected"].tolist())
+    return _accuracy(r[: len(p)], r[len(p) :])
+
+
+def _accuracy(rc: np.ndarray, rr: np.ndarray) -> tuple[float, float]:
     return float((rc > rr).mean()), float((rc - rr).mean())
 
 
@@ -109,23 +121,25 @@ def train_reward_model(
     (Christiano et al. 2017; Ouyang et al. 2022, eq. 1.) AdamW with cosine decay. Returns metrics:
     final train loss, train and held-out pairwise accuracy and mean margin, and the mean and
     standard deviation of r over the training completions (used to standardise the scores).
+    The pairs are tokenized once: sequence k < n is pair k's chosen completion, n + k its
+    rejected one.
     """
     n = len(train)
     if n == 0:
         raise RewardLabError("no training pairs: every sampled pair was a tie or the pool is empty")
     prompts, chosen, rejected = (train[c].tolist() for c in ("prompt", "chosen", "rejected"))
+    enc = encode(tok, prompts + prompts, chosen + rejected)
 
     def loss_of(idx: np.ndarray) -> torch.Tensor:
-        p = [prompts[i] for i in idx]
-        r = rm_scores(model, tok, p + p, [chosen[i] for i in idx] + [rejected[i] for i in idx])
+        r = batch_scores(model, enc, np.concatenate([idx, idx + n]))
         rc, rr = r[: len(idx)], r[len(idx) :]
         return -F.logsigmoid(rc - rr).mean()
 
     losses = minibatch_train(model, n, loss_of, epochs=epochs, batch_size=batch_size, lr=lr,
                              rng=rng, warmup=False, desc="reward model", progress=progress)  # fmt: skip
-    train_acc, train_margin = pairwise_accuracy(model, tok, train)
+    all_r = score_encoded(model, enc)  # the training completions: accuracy and the scale
+    train_acc, train_margin = _accuracy(all_r[:n], all_r[n:])
     test_acc, test_margin = pairwise_accuracy(model, tok, test)
-    all_r = score_batched(model, tok, prompts + prompts, chosen + rejected)
     return dict(
         train_pairs=n,
         test_pairs=len(test),
