@@ -32,11 +32,17 @@ print(time.perf_counter() - t)
 """
 
 
-def run(processes: int, policy: str | None) -> list[float]:
-    """Seconds of each of `processes` workers started together. `policy` None: OpenMP's default
-    (torch imported before rewardlab, no OMP_WAIT_POLICY); else the lab's import order."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    first = "torch" if policy is None else "rewardlab"
+POLICIES = {  # name -> (module imported first, extra environment)
+    "default": ("torch", {}),  # OpenMP's own waiting: spin, then sleep
+    "spin-10k": ("torch", {"GOMP_SPINCOUNT": "10000"}),  # a short spin, then sleep
+    "lab": ("rewardlab", {}),  # what importing rewardlab first sets
+}
+
+
+def run(processes: int, policy: str) -> list[float]:
+    """Seconds of each of `processes` workers started together under `policy`."""
+    first, extra = POLICIES[policy]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))} | extra
     code = WORK.format(first=first)
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(processes)]  # fmt: skip
@@ -45,26 +51,25 @@ def run(processes: int, policy: str | None) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    cases = [(n, pol) for pol in (None, "lab") for n in (1, 2)]
+    cases = [(n, pol) for pol in POLICIES for n in (1, 2)]
     times: dict = {c: [] for c in cases}
     for _ in range(args.repeats):
         for c in cases:
             times[c] += run(*c)
             print(c, times[c][-c[0] :], flush=True)
     rows = []
-    for pol in (None, "lab"):
+    for pol in POLICIES:
         alone, two = statistics.median(times[(1, pol)]), statistics.median(times[(2, pol)])
-        name = "OpenMP default (torch first)" if pol is None else "the lab (rewardlab first)"
-        rows.append(f"| {name} | {alone:.2f} | {two:.2f} | {two / alone:.2f} |")
+        rows.append(f"| {pol} | {alone:.2f} | {two:.2f} | {two / alone:.2f} |")
     print("| waiting | alone s | each of two at once s | ratio |\n| --- | ---: | ---: | ---: |")
     print("\n".join(rows))
     out = Path(__file__).parent / "results" / "contention.csv"
     with out.open("w") as f:
         f.write("policy,processes,seconds\n")
         for (n, pol), ts in times.items():
-            f.writelines(f"{pol or 'default'},{n},{t:.3f}\n" for t in ts)
+            f.writelines(f"{pol},{n},{t:.3f}\n" for t in ts)
 
 
 if __name__ == "__main__":

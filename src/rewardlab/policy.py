@@ -241,6 +241,14 @@ def sample_rows(
     return texts, logps
 
 
+def _keep_rows(past, keep: torch.Tensor) -> None:
+    """Keep only the batch rows `keep` of a KV cache, in place."""
+    if hasattr(past, "batch_select_indices"):
+        past.batch_select_indices(keep)
+    else:  # older transformers: any cache can be reordered (a subset of rows is one order)
+        past.reorder_cache(keep)
+
+
 def _sample_batch(model, tok, rows: list[list[int]], uniforms, max_new_tokens, temperature):
     """`sample_rows` on one batch of encoded prompts."""
     n, P = len(rows), max(len(r) for r in rows)
@@ -255,28 +263,33 @@ def _sample_batch(model, tok, rows: list[list[int]], uniforms, max_new_tokens, t
     cache_kw = cache_kw or "past_key_values"  # older transformers and some architectures
     past = None
     cur = ids
-    done = torch.zeros(n, dtype=torch.bool)
+    live = torch.arange(n)  # the rows in the batch; finished rows leave it
+    done = torch.zeros(n, dtype=torch.bool)  # of the rows in `live`
     out = torch.full((n, max_new_tokens), tok.pad_token_id, dtype=torch.long)
     logp_sum = torch.zeros(n)
     for t in range(max_new_tokens):
         res = model(input_ids=cur.to(dev), attention_mask=att.to(dev), position_ids=pos.to(dev),
                     use_cache=True, **{cache_kw: past})  # fmt: skip
         past = getattr(res, "cache", None) or res.past_key_values
-        logits = policy_logits(res.logits[:, -1].float().cpu(), tok) / temperature  # (n, V)
+        logits = policy_logits(res.logits[:, -1].float().cpu(), tok) / temperature  # (live, V)
         logp = F.log_softmax(logits, dim=-1)
-        cdf = logp.exp().cumsum(-1)  # (n, V)
-        u = uniforms[:, t : t + 1].contiguous()
-        nxt = torch.searchsorted(cdf, u, right=True).squeeze(-1)  # (n,)
+        cdf = logp.exp().cumsum(-1)  # (live, V)
+        u = uniforms[live, t : t + 1].contiguous()
+        nxt = torch.searchsorted(cdf, u, right=True).squeeze(-1)  # (live,)
         nxt = nxt.clamp(max=cdf.shape[-1] - 1)  # u above a cdf that rounds below 1
-        logp_sum += torch.where(done, 0.0, logp.gather(-1, nxt[:, None]).squeeze(-1))
+        logp_sum[live] += torch.where(done, 0.0, logp.gather(-1, nxt[:, None]).squeeze(-1))
         nxt = torch.where(done, tok.pad_token_id, nxt)
-        out[:, t] = nxt
+        out[live, t] = nxt
         done |= nxt == tok.eos_token_id
         if done.all():
             break
+        if done.sum() * 8 >= len(done):  # an eighth finished: drop them from the batch and cache
+            keep = (~done).nonzero().squeeze(-1)
+            live, nxt, att, pos, done = live[keep], nxt[keep], att[keep], pos[keep], done[keep]
+            _keep_rows(past, keep.to(dev))
         cur = nxt[:, None]
         pos = pos[:, -1:] + 1
-        att = torch.cat([att, torch.ones((n, 1), dtype=att.dtype)], dim=1)
+        att = torch.cat([att, torch.ones((len(live), 1), dtype=att.dtype)], dim=1)
     texts = []
     for row in out.tolist():
         if tok.eos_token_id in row:
