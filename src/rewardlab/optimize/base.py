@@ -92,6 +92,9 @@ def train_and_keep(trainer, work: Path, out: Path, tok) -> None:
     from rewardlab.optimize.measurement import CURVE_FILE
 
     ckpt = last_checkpoint(work / "trainer")
+    # TRL writes a model card at every checkpoint (a third of a checkpoint's time here); the
+    # checkpoints hold what resuming and the per-measurement weights need, and nothing else
+    trainer.create_model_card = lambda *a, **k: None
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     shutil.copy2(work / CURVE_FILE, out / CURVE_FILE)
     for c in sorted((work / "trainer").glob("checkpoint-*")):
