@@ -166,8 +166,7 @@ def train_sft(
         return -(logp * mask).sum() / mask.sum()
 
     return minibatch_train(model, len(prompts), loss_of, epochs=epochs, batch_size=batch_size, lr=lr,
-                           rng=rng, warmup=True, desc="sft", progress=progress,
-                           lengths=enc.lengths)  # fmt: skip
+                           rng=rng, warmup=True, desc="sft", progress=progress)  # fmt: skip
 
 
 @torch.no_grad()

@@ -136,8 +136,7 @@ def train_reward_model(
         return -F.logsigmoid(rc - rr).mean()
 
     losses = minibatch_train(model, n, loss_of, epochs=epochs, batch_size=batch_size, lr=lr,
-                             rng=rng, warmup=False, desc="reward model", progress=progress,
-                             lengths=np.maximum(enc.lengths[:n], enc.lengths[n:]))  # fmt: skip
+                             rng=rng, warmup=False, desc="reward model", progress=progress)  # fmt: skip
     all_r = score_encoded(model, enc)  # the training completions: accuracy and the scale
     train_acc, train_margin = _accuracy(all_r[:n], all_r[n:])
     test_acc, test_margin = pairwise_accuracy(model, tok, test)
