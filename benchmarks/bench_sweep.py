@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--from", dest="folder", default=None, help="a finished sweep folder")
     ap.add_argument("--wall", type=float, default=None, help="its wall time, seconds")
+    ap.add_argument("--keep", action="store_true", help="keep the sweep folder (path printed)")
     args = ap.parse_args()
     cfg = load_sweep(args.sweep)
     if args.folder:
@@ -67,7 +68,9 @@ def main() -> None:
     out = Path("benchmarks/results") / f"sweep-{cfg.sweep}.csv"
     table.to_csv(out, index=False)
     print(table.to_string(index=False))
-    if not args.folder:
+    if args.keep:
+        print(f"sweep folder: {folder}")
+    elif not args.folder:
         shutil.rmtree(folder.parent, ignore_errors=True)
 
 
