@@ -1,4 +1,4 @@
-"""The default study end to end (about 10 minutes: run with `pytest -m slow`).
+"""The default study end to end (about 5 minutes: run with `pytest -m slow`).
 
 CI runs the same stages on a tiny config (tests/test_study.py); this checks the headline result.
 """
@@ -12,16 +12,24 @@ from rewardlab.study import run_study
 
 
 @pytest.mark.slow
-def test_quick_study_shows_overoptimization(tmp_path):
+def test_quick_study_shows_overoptimization_under_rl_and_none_against_the_rule(tmp_path):
     cfg = load_config("studies/quick.yaml", [f"cache_dir={tmp_path / 'cache'}"])
     study = run_study(cfg, tmp_path / "run", log=lambda m: None)
     s = study.summary.query("optimizer == 'bon'").set_index("reward")
     curves = pd.read_csv(tmp_path / "run" / "curves.csv").query("optimizer == 'bon'")
     assert curves.kl.max() >= 5.9
-    # against the smallest reward model, gold peaks and falls by >= 0.1 std while proxy rises
-    assert s.loc["rm-xs", "gold_drop"] >= 0.1
     proxy = curves[curves.reward == "rm-xs"].sort_values("step").proxy.to_numpy()
-    assert np.all(np.diff(proxy) >= -1e-9)
+    assert np.all(np.diff(proxy) >= -1e-9)  # best-of-n's expected max rises with n
+    # GRPO against the smallest reward model: gold peaks, then falls by >= 1 std of the base
+    # policy's gold while the proxy ends above where it was at gold's peak (docs/RESULTS.md)
+    m = pd.read_csv(tmp_path / "run" / "measurements.csv")
+    xs = m.query("optimizer == 'grpo' and reward == 'rm-xs'").sort_values("step")
+    peak = xs.loc[xs.gold.idxmax()]
+    assert peak.gold - xs.gold.iloc[-1] >= 1.0
+    assert xs.proxy.iloc[-1] > peak.proxy
+    # against the rule there is nothing to hack: the last gold is within 0.2 std of its peak
+    rule = m.query("optimizer == 'grpo' and reward == 'rule'")
+    assert rule.gold.max() - rule.sort_values("step").gold.iloc[-1] <= 0.2
     # a larger reward model peaks later or higher
     big = s.loc["rm-m"]
     assert (

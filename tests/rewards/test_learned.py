@@ -63,3 +63,24 @@ def test_param_count_matches_a_hand_count():
     block = 2 * (2 * d) + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d)
     final_ln, head = 2 * d, d * 1
     assert count_params(model) == emb + block + final_ln + head
+
+
+def test_bucketed_scores_equal_each_sequence_scored_alone():
+    """Scoring sorts sequences by length into batches; every score must land on its own
+    sequence and equal an unpadded forward pass of that sequence alone."""
+    import torch
+
+    from rewardlab.rewards.learned import score_batched
+
+    tok = build_tokenizer([str(d) for d in range(10)])
+    seed_everything(0, "test")
+    model = build_reward_model(ModelSpec(n_layer=1, n_embd=16, n_head=2), tok).eval()
+    rng = np.random.default_rng(0)
+    comps = [" ".join(map(str, rng.integers(0, 10, rng.integers(1, 12)))) for _ in range(40)]
+    prompts = [f"{i % 3} :" for i in range(40)]
+    got = score_batched(model, tok, prompts, comps, batch_size=7)
+    with torch.no_grad():
+        for p, c, g in zip(prompts, comps, got, strict=True):
+            ids = tok(f"{p} {c}", add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([[tok.bos_token_id, *ids, tok.eos_token_id]])
+            assert abs(model(input_ids=ids).logits[0, 0].item() - g) < 1e-5
