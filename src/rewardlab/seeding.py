@@ -39,3 +39,15 @@ def seed_everything(seed: int, stage: str, *stream: object) -> np.random.Generat
     np.random.seed(s % 2**32)
     torch.manual_seed(s)
     return np.random.default_rng(s)
+
+
+def prompt_uniforms(
+    seed: int, stage: str, *stream: object, prompts: int, samples: int, width: int
+) -> torch.Tensor:
+    """Uniforms of shape (prompts * samples, width) for a sampler: rows i*samples ..
+    (i+1)*samples - 1 are drawn from the stream (seed, stage, *stream, i), so each prompt's
+    samples depend on its index alone, not on how many prompts are drawn with it."""
+    if prompts == 0:
+        return torch.zeros((0, width))
+    return torch.cat([torch.rand((samples, width), generator=torch_generator(seed, stage, *stream, i))
+                      for i in range(prompts)])  # fmt: skip

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from rewardlab.cache import Cache, StageResult, link_tree
 from rewardlab.common.io import read_parquet, write_atomic
@@ -41,7 +40,7 @@ from rewardlab.rewards.base import columns_for
 from rewardlab.rewards.guard import GuardedReward
 from rewardlab.rewards.rule import Config as RuleConfig
 from rewardlab.rewards.rule import build as rule_build
-from rewardlab.seeding import rng, seed_everything, torch_generator
+from rewardlab.seeding import prompt_uniforms, rng, seed_everything
 from rewardlab.specs import ModelSpec, SamplingConfig
 from rewardlab.tasks import Task, build_tokenizer, checked_gold
 
@@ -108,8 +107,7 @@ def stage_pool(
     model = build_causal_lm(ModelSpec(path=str(policy.path)), tok)
     prompts = split_prompts(task, split, n_prompts, seed)
     limit = max_tokens(sampling, task)
-    u = torch.cat([torch.rand((n_samples, limit), generator=torch_generator(seed, "pool", split, i))
-                   for i in range(len(prompts))])  # fmt: skip
+    u = prompt_uniforms(seed, "pool", split, prompts=len(prompts), samples=n_samples, width=limit)
     rows = [p for p in prompts for _ in range(n_samples)]
     comps, logp = sample_rows(model, tok, rows, u, max_new_tokens=limit, desc=f"sample {split} pool",
                               temperature=sampling.temperature, batch_size=sampling.batch_size)  # fmt: skip

@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 from rewardlab.common.io import write_atomic
 from rewardlab.measure import kl_from_samples
 from rewardlab.policy import sample_rows, token_logprobs
-from rewardlab.seeding import torch_generator
+from rewardlab.seeding import prompt_uniforms
 from rewardlab.specs import SamplingConfig
 from rewardlab.tasks import Task, checked_gold
 
@@ -67,8 +67,7 @@ def measure_policy(
     """
     model.eval()
     limit = max_tokens(sampling, task)
-    u = torch.cat([torch.rand((samples, limit), generator=torch_generator(seed, "measure", i))
-                   for i in range(len(prompts))])  # fmt: skip
+    u = prompt_uniforms(seed, "measure", prompts=len(prompts), samples=samples, width=limit)
     rep = [p for p in prompts for _ in range(samples)]
     comps, logp = sample_rows(model, tok, rep, u, max_new_tokens=limit,
                               temperature=sampling.temperature, batch_size=sampling.batch_size)  # fmt: skip
