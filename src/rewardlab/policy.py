@@ -31,7 +31,8 @@ class Encoded:
     these (`batch`), so training passes tokenize nothing."""
 
     def __init__(self, ids: list[list[int]], prompt_len: list[int], pad_id: int):
-        self.ids, self.prompt_len, self.pad_id = ids, prompt_len, pad_id
+        self.ids, self.pad_id = ids, pad_id
+        self.prompt_len = np.array(prompt_len, dtype=np.int64)
         self.lengths = np.array([len(r) for r in ids], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -46,17 +47,18 @@ class Encoded:
         T = int(L.max())
         pos = np.arange(T)[None, :]
         att = pos < L[:, None]  # (B, T)
-        cm = att & (pos >= np.array([self.prompt_len[i] for i in idx])[:, None])
+        cm = att & (pos >= self.prompt_len[idx][:, None])
         flat = np.full((len(idx), T), self.pad_id, dtype=np.int64)
         flat[att] = np.concatenate([self.ids[i] for i in idx])
         return (torch.from_numpy(flat), torch.from_numpy(att.astype(np.int64)),
                 torch.from_numpy(cm.astype(np.int64)))  # fmt: skip
 
-    def buckets(self, batch_size: int) -> list[np.ndarray]:
-        """All sequences in batches of similar length (sorted by length), for passes whose order
-        does not matter: almost no arithmetic is spent on padding."""
-        order = np.argsort(self.lengths, kind="stable")
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+def by_length(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Indices sorted by length (stable) and cut into batches of `batch_size`, for passes whose
+    order does not matter: a batch holds sequences of similar length, so padding costs little."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def encode(
@@ -77,18 +79,6 @@ def encode(
         ids.append(prompt_ids[p] + ci)
         plen.append(len(prompt_ids[p]))
     return Encoded(ids, plen, tok.pad_token_id)
-
-
-def encode_pairs(
-    tok: PreTrainedTokenizerBase,
-    prompts: Sequence[str],
-    completions: Sequence[str],
-    max_new_tokens: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded ``(input_ids, attention_mask, completion_mask)``, each of shape (B, T):
-    `encode` then `Encoded.batch` of every sequence."""
-    enc = encode(tok, prompts, completions, max_new_tokens)
-    return enc.batch(range(len(enc)))
 
 
 def never_sampled(tok: PreTrainedTokenizerBase) -> list[int]:
@@ -121,7 +111,8 @@ def token_logprobs(
     is ``(logp * mask).sum(-1)``; pass the sampler's `max_new_tokens` to score cut completions
     as `sample` did (without ``<eos>``).
     """
-    return batch_logprobs(model, tok, *encode_pairs(tok, prompts, completions, max_new_tokens))
+    enc = encode(tok, prompts, completions, max_new_tokens)
+    return batch_logprobs(model, tok, *enc.batch(range(len(enc))))
 
 
 def batch_logprobs(
@@ -224,15 +215,13 @@ def sample_rows(
     rows = [ids_of[p] for p in prompts]
     if not rows:
         return [], np.zeros(0)
-    order = np.argsort([len(r) for r in rows], kind="stable")
-    longest = int(order[-1])
+    batches = by_length([len(r) for r in rows], batch_size)
+    longest = int(batches[-1][-1])
     check_positions(model, len(rows[longest]) + max_new_tokens,
                     f"sampling prompt {prompts[longest]!r}")  # fmt: skip
     texts: list[str] = [""] * len(rows)
     logps = np.zeros(len(rows))
-    starts = range(0, len(rows), batch_size)
-    for start in bar(starts, desc=desc or "sample", enabled=desc is not None):
-        idx = order[start : start + batch_size]
+    for idx in bar(batches, desc=desc or "sample", enabled=desc is not None):
         t, lp = _sample_batch(model, tok, [rows[i] for i in idx], uniforms[idx],
                               max_new_tokens, temperature)  # fmt: skip
         for k, i in enumerate(idx):

@@ -31,7 +31,7 @@ from rewardlab.models import (
     positions_for,
     to_device,
 )
-from rewardlab.policy import Encoded, encode
+from rewardlab.policy import Encoded, by_length, encode
 from rewardlab.preferences import split_pairs
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
 from rewardlab.seeding import seed_everything
@@ -58,17 +58,6 @@ class Config(RewardBase):
         return self.model_dump(mode="json", include=set(Config.model_fields) - {"name", "kind"})
 
 
-def rm_scores(
-    model: PreTrainedModel,
-    tok: PreTrainedTokenizerBase,
-    prompts: Sequence[str],
-    completions: Sequence[str],
-) -> torch.Tensor:
-    """The scalar head r(x, y) on ``<bos> x y <eos>``, shape (B,)."""
-    enc = encode(tok, prompts, completions)
-    return batch_scores(model, enc, range(len(enc)))
-
-
 def batch_scores(model: PreTrainedModel, enc: Encoded, idx: Sequence[int]) -> torch.Tensor:
     """r(x, y) of the encoded sequences `idx`, shape (len(idx),)."""
     ids, att, _ = to_device(model, *enc.batch(idx))
@@ -81,13 +70,14 @@ def score_encoded(model: PreTrainedModel, enc: Encoded, batch_size: int = 512) -
     """r of every sequence of `enc`, without gradients, in batches of similar length."""
     model.eval()
     out = np.zeros(len(enc), dtype=np.float32)
-    for idx in enc.buckets(batch_size):
+    for idx in by_length(enc.lengths, batch_size):
         out[idx] = batch_scores(model, enc, idx).cpu().numpy()
     return out
 
 
 def score_batched(model, tok, prompts, completions, batch_size: int = 512) -> np.ndarray:
-    """`rm_scores` over any number of samples, in batches, without gradients."""
+    """The scalar head r(x, y) on ``<bos> x y <eos>`` of every sample, shape (B,), in batches of
+    similar length, without gradients."""
     return score_encoded(model, encode(tok, prompts, completions), batch_size)
 
 
