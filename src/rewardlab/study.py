@@ -261,5 +261,5 @@ def _member_table(stages: dict[str, StageResult]) -> pd.DataFrame:
     for label, res in stages.items():
         if res.name == "reward_model":
             met = json.loads((res.path / "metrics.json").read_text())
-            rows.append({"stage": label, **met})
+            rows.append({"stage": label, **{k: v for k, v in met.items() if k != "history"}})
     return pd.DataFrame(rows)

@@ -23,12 +23,14 @@ def minibatch_train(
     warmup: bool,
     desc: str,
     progress: bool = True,
+    on_epoch: Callable[[int], bool] | None = None,
 ) -> list[float]:
     """Minimise ``loss_of(indices)`` over `epochs` shuffled passes of `n` examples.
 
     AdamW (weight decay 0.01, fused), gradient norm clipped at 1, cosine decay of the learning rate to 0
-    over all steps, after a linear warm-up over the first 5% of steps when `warmup`. The model is
-    left in eval mode. Returns the loss of every step.
+    over all steps, after a linear warm-up over the first 5% of steps when `warmup`. After each
+    epoch e (0-based), ``on_epoch(e)`` is called with the model in eval mode; True stops training
+    (early stopping). The model is left in eval mode. Returns the loss of every step.
     """
     steps = epochs * math.ceil(n / batch_size)
     if steps == 0:  # epochs = 0: take the model as it is
@@ -44,10 +46,10 @@ def minibatch_train(
         )
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    model.train()
     losses: list[float] = []
     pbar = bar(total=steps, desc=desc, enabled=progress)
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        model.train()
         order = rng.permutation(n)
         for start in range(0, n, batch_size):
             loss = loss_of(order[start : start + batch_size])
@@ -59,6 +61,10 @@ def minibatch_train(
             losses.append(loss.item())
             pbar.update()
             pbar.set_postfix(loss=f"{loss.item():.3f}")
+        if on_epoch is not None:
+            model.eval()
+            if on_epoch(epoch):
+                break
     pbar.close()
     model.eval()
     return losses

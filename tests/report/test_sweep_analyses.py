@@ -109,3 +109,126 @@ def test_an_axis_within_five_percent_counts_as_fixed():
     assert varies_alone(d, "policy_params", 3) and not varies_alone(d, "train_pairs", 3)
     d["train_pairs"] = [800, 1600, 6711]
     assert not varies_alone(d, "policy_params", 3)
+
+
+# ---------------------------------------------------------------- issue 12: planted sweeps
+
+
+def test_rm_accuracy_means_intervals_and_rises_per_size():
+    rows = []
+    acc = {10: 0.6, 100: 0.7, 1000: 0.68}  # the largest size falls back: rises is False there
+    for seed, off in ((0, -0.01), (1, 0.0), (2, 0.01)):
+        for p, a in acc.items():
+            rows.append(dict(study=f"s{seed}-{p}", seed=seed, params=p, train_pairs=500 + seed,
+                             policy_params=7, test_accuracy=a + off, train_accuracy=a + 0.1,
+                             acc_margin_0_1=0.5, acc_margin_1_2=a + 2 * off))  # fmt: skip
+    from rewardlab.report.sweep import rm_accuracy
+
+    t = rm_accuracy(pd.DataFrame(rows)).set_index("x")
+    assert list(t.index) == [10, 100, 1000] and set(t.axis) == {"params"}
+    assert t.loc[100, "test_accuracy"] == pytest.approx(0.7)
+    assert t.loc[100, "test_accuracy_ci95"] == pytest.approx(
+        stats.t.ppf(0.975, 2) * 0.01 / math.sqrt(3)
+    )
+    assert t.loc[1000, "acc_margin_1_2_ci95"] == pytest.approx(
+        stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)
+    )
+    assert t.loc[100, "train_accuracy"] == pytest.approx(0.8)
+    assert math.isnan(t.loc[10, "rises"]) and t.loc[100, "rises"] and not t.loc[1000, "rises"]
+
+
+def test_gao_findings_verdicts_follow_the_interval_and_the_stated_direction():
+    from rewardlab.report.sweep import gao_findings
+
+    fits = pd.DataFrame(
+        [
+            dict(axis="params", optimizer="bon", metric="alpha", slope=0.1, slope_lo=0.02, slope_hi=0.2, n=15),
+            dict(axis="params", optimizer="bon", metric="beta", slope=0.04, slope_lo=0.01, slope_hi=0.07, n=15),
+            dict(axis="params", optimizer="bon", metric="peak_kl", slope=0.3, slope_lo=-0.5, slope_hi=1.1, n=15),
+            dict(axis="params", optimizer="grpo", metric="alpha", slope=0.05, slope_lo=-0.02, slope_hi=0.1, n=15),
+            dict(axis="params", optimizer="grpo", metric="beta", slope=-0.1, slope_lo=-0.2, slope_hi=-0.01, n=15),
+            dict(axis="policy_params", optimizer="bon", metric="peak_kl", slope=1.0, slope_lo=0.5, slope_hi=1.5, n=9),
+            dict(axis="params", optimizer="bon", metric="fit_rmse", slope=1.0, slope_lo=0.5, slope_hi=1.5, n=9),
+        ]
+    )  # fmt: skip
+    g = gao_findings(fits).set_index(["axis", "optimizer", "metric"]).verdict.to_dict()
+    assert g[("params", "bon", "alpha")] == "reproduced"
+    assert g[("params", "bon", "beta")] == "not reproduced"  # Gao: falls; here it rises
+    assert g[("params", "bon", "peak_kl")] == "not established"
+    assert g[("params", "grpo", "alpha")] == "reproduced"  # Gao: no trend; interval holds 0
+    assert g[("params", "grpo", "beta")] == "reproduced"
+    assert g[("policy_params", "bon", "peak_kl")] == "not reproduced"
+    assert len(g) == 6  # a metric Gao states nothing about is left out
+
+
+def planted_frontier(intercept: float):
+    """RL against learned rewards with final gold 1 + gap, gap = intercept + 0.5 log10(params)
+    + 0.25 log10(pairs) + a per-seed offset; the rule's curve ends at KL 2 with gold 1, the
+    learned runs at KL 5, passing gold 1 + gap - 0.3 at KL 2."""
+    summ, rl = [], []
+    for seed, off in ((0, -0.02), (1, 0.0), (2, 0.02)):
+        for p in (10, 100, 1000):
+            for n in (100, 1000):
+                study = f"s{seed}-{p}-{n}"
+                gap = intercept + 0.5 * math.log10(p) + 0.25 * math.log10(n) + off
+                for reward, reducer in (("rm", "single"), ("rule", "rule")):
+                    summ.append(dict(study=study, seed=seed, optimizer="grpo", reward=reward,
+                                     reducer=reducer, params=p if reward == "rm" else 0,
+                                     train_pairs=n if reward == "rm" else math.nan,
+                                     policy_params=7))  # fmt: skip
+                rl.append(
+                    rl_curve("rm", 0.0, seed, [0, 2, 5], [0, 1 + gap - 0.3, 1 + gap]).assign(
+                        study=study
+                    )
+                )
+                rl.append(rl_curve("rule", 0.0, seed, [0, 1, 2], [0, 0.5, 1]).assign(study=study))
+    return pd.DataFrame(summ), pd.concat(rl, ignore_index=True)
+
+
+def test_frontier_finds_the_planted_cells_and_the_smallest_reaching_one():
+    from rewardlab.report.sweep import frontier
+
+    cells, crossing = frontier(*planted_frontier(-2.0))
+    c = cells.set_index(["params", "train_pairs"])
+    # gap_final: learned final gold minus the rule's last gold (its KL 5 is beyond the rule's)
+    assert c.loc[(100, 1000), "gap_final"] == pytest.approx(-2 + 1 + 0.75)
+    assert c.loc[(100, 1000), "gap_final_se"] == pytest.approx(0.02 / math.sqrt(3))
+    assert c.loc[(100, 1000), "gap_stop"] == pytest.approx(-0.25 - 0.3)
+    reaching = set(c.index[c.gap_final_reaches])
+    assert reaching == {(1000, 100), (1000, 1000)}  # gaps 0 and +0.25
+    assert crossing["gap_final"] == {"kind": "measured", "cells": [(1000.0, 100.0)]}
+    # stopped at the rule's KL, every gap is 0.3 lower: (1000, 1000) at -0.05 misses by more
+    # than its standard error, so the crossing is extrapolated: -2.3 + 0.5 lp + 0.75 = 0
+    assert not c.gap_stop_reaches.any()
+    assert crossing["gap_stop"]["kind"] == "extrapolated"
+    assert crossing["gap_stop"]["log10_params"] == pytest.approx(3.1)
+
+
+def test_frontier_extrapolates_the_crossing_when_no_cell_reaches():
+    from rewardlab.report.sweep import frontier
+
+    cells, crossing = frontier(*planted_frontier(-4.0))
+    assert not cells.gap_final_reaches.any()
+    x = crossing["gap_final"]
+    assert x["kind"] == "extrapolated" and x["at_pairs"] == 1000
+    # 0 = -4 + 0.5 log10(p) + 0.25 * 3  ->  log10(p) = 6.5
+    assert x["log10_params"] == pytest.approx(6.5)
+    assert x["params_lo"] <= 10**6.5 <= x["params_hi"]
+
+
+def test_eval_vs_gen_ratio_and_hacked_flag():
+    from rewardlab.report.sweep import eval_vs_gen
+
+    rows = []
+    for seed, off in ((0, -0.05), (1, 0.0), (2, 0.05)):
+        for pp in (100, 1000):
+            for p in (10, 1000):
+                drop = 0.5 if pp > p else 0.0  # a policy larger than its reward model hacks it
+                rows.append(dict(study=f"{seed}-{pp}-{p}", seed=seed, optimizer="bon", reward="rm",
+                                 reducer="single", params=p, train_pairs=500, policy_params=pp,
+                                 peak_gold=1.0, final_gold=1 - drop, gold_drop=drop + off))  # fmt: skip
+    t = eval_vs_gen(pd.DataFrame(rows)).set_index(["policy_params", "params"])
+    assert t.loc[(1000, 10), "ratio"] == pytest.approx(0.01)
+    assert t.loc[(1000, 10), "gold_drop"] == pytest.approx(0.5) and t.loc[(1000, 10), "hacked"]
+    assert not t.loc[(100, 1000), "hacked"]  # fall 0 ± 0.12 over seeds
+    assert t.loc[(100, 10), "hacked"] and not t.loc[(1000, 1000), "hacked"]

@@ -225,6 +225,204 @@ def learned_vs_rule(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFra
     return pd.DataFrame(rows), smallest
 
 
+def rm_accuracy(reward_models: pd.DataFrame) -> pd.DataFrame:
+    """Held-out pair accuracy of the reward models at each level of each axis that varies
+    alone (≥ 2 values): mean and 95% interval over seeds of the test and train accuracy and of
+    the accuracy in each gold-margin bin (``acc_margin_*``), and whether the mean test accuracy
+    is above that of the level below (``rises``; NaN for the lowest level)."""
+    if reward_models.empty or "test_accuracy" not in reward_models:
+        return pd.DataFrame()
+    bins = [c for c in reward_models.columns if c.startswith("acc_margin_")]
+    rows = []
+    for axis in ("params", "train_pairs", "policy_params"):
+        if axis not in reward_models or not varies_alone(reward_models, axis, 2):
+            continue
+        d = reward_models.assign(_x=levels(reward_models, axis))
+        prev = math.nan
+        for x, g in d.groupby("_x"):
+            m, _, h, n = mean_ci(g.test_accuracy.to_numpy(float))
+            row = dict(axis=axis, x=x, seeds=n, test_accuracy=m, test_accuracy_ci95=h,
+                       train_accuracy=float(g.train_accuracy.mean()),
+                       rises=math.nan if not math.isfinite(prev) else bool(m > prev))  # fmt: skip
+            for b in bins:
+                bm, _, bh, _ = mean_ci(g[b].to_numpy(float))
+                row.update({b: bm, f"{b}_ci95": bh})
+            rows.append(row)
+            prev = m
+    return pd.DataFrame(rows)
+
+
+# Gao et al. 2022's stated direction of each finding (+1 rises, -1 falls, 0 no trend) against
+# log reward-model parameters (sec. 3.2, fig. 3), log preference pairs (sec. 3.3, fig. 4) and log
+# policy parameters (sec. 3.4, fig. 5: "weak dependence on policy size"); what they state, and
+# what the lab measures for it.
+GAO = {
+    ("params", "sample", "alpha"): (+1, "α_bon rises with RM size, about linearly in log params"),
+    ("params", "sample", "beta"): (
+        -1,
+        "β_bon falls with RM size: larger RMs are overoptimised later",
+    ),
+    ("params", "sample", "peak_gold"): (+1, "larger RMs reach a higher best-of-n gold peak"),
+    ("params", "sample", "peak_kl"): (+1, "the best-of-n peak moves to larger KL (d* = α/2β)"),
+    ("params", "trained", "alpha"): (0, "α_RL changes little with RM size"),
+    ("params", "trained", "beta"): (-1, "β_RL falls with RM size"),
+    ("params", "trained", "peak_gold"): (+1, "larger RMs reach a higher RL gold peak"),
+    ("params", "trained", "peak_kl"): (+1, "the RL peak moves to larger KL"),
+    ("train_pairs", "sample", "alpha"): (+1, "more data: higher gold (α_bon rises)"),
+    ("train_pairs", "sample", "peak_gold"): (+1, "more data: a higher best-of-n peak"),
+    ("train_pairs", "trained", "peak_gold"): (+1, "more data: a higher RL peak"),
+    ("train_pairs", "sample", "gold_drop"): (-1, "more data: less Goodharting after the peak"),
+    ("policy_params", "sample", "peak_kl"): (0, "policy size barely moves the KL of the peak"),
+    ("policy_params", "trained", "peak_kl"): (0, "policy size barely moves the KL of the peak"),
+}
+
+
+def gao_findings(fits: pd.DataFrame) -> pd.DataFrame:
+    """Gao et al. 2022's direction of each finding (`GAO`) beside the lab's slope per decade
+    with its 95% interval, and the verdict: for a stated rise or fall, *reproduced* when the
+    interval excludes 0 on the stated side, *not reproduced* when it excludes 0 on the other
+    side, *not established* when it includes 0; for a stated absence of trend, *reproduced*
+    when the interval includes 0 and *not reproduced* otherwise."""
+    rows = []
+    if fits.empty:
+        return pd.DataFrame()
+    fam = fits.optimizer.map(family)
+    for (axis, f, metric), (sign, text) in GAO.items():
+        sel = fits[(fits.axis == axis) & (fam == f) & (fits.metric == metric)]
+        for r in sel.itertuples():
+            lo, hi = r.slope_lo, r.slope_hi
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                verdict, why = "not established", "too few points for an interval"
+            elif sign == 0:
+                zero = lo <= 0 <= hi
+                verdict = "reproduced" if zero else "not reproduced"
+                why = "interval includes 0" if zero else "interval excludes 0"
+            elif lo > 0 or hi < 0:
+                ok = (lo > 0) == (sign > 0)
+                verdict = "reproduced" if ok else "not reproduced"
+                why = (
+                    "interval excludes 0 on the stated side" if ok else "significant, opposite sign"
+                )
+            else:
+                verdict, why = "not established", "interval includes 0"
+            rows.append(dict(axis=axis, optimizer=r.optimizer, metric=metric, gao=text,
+                             gao_sign=sign, slope=r.slope, slope_lo=lo, slope_hi=hi, n=r.n,
+                             verdict=verdict, reason=why))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _interp_gold(curve: pd.DataFrame, kl: float) -> float:
+    """Gold of a measured RL curve at KL = `kl` (linear in KL; its last gold beyond its range)."""
+    c = curve.sort_values("kl")
+    return float(np.interp(kl, c.kl.to_numpy(float), c.gold.to_numpy(float)))
+
+
+def frontier(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The hackability frontier of RL over a grid of reward-model size × preference pairs.
+
+    For every RL run against a learned reward (one study, seed s) and the same study's run
+    against the rule: ``gap_final`` = learned final gold − the rule's gold at the learned run's
+    final KL (on the rule's curve, its last gold beyond it), and ``gap_stop`` = the learned run's
+    gold when it had spent the rule's final KL (early stopping at the rule's KL budget) − the
+    rule's final gold. Per cell (size, pairs): mean and standard error over seeds; a cell
+    ``reaches`` the rule when mean ≥ −se. The crossing: the reaching cells with no reaching cell
+    below them in both size and pairs (smallest first); when none reaches, least squares
+    gap = a + b·log10(params) + c·log10(pairs) over all runs, the size where it meets 0 at the
+    grid's largest pairs, with a 95% interval from a bootstrap over seeds (an extrapolation).
+    """
+    d = summary[summary.optimizer.map(family) == "trained"]
+    learned = d[d.reducer == "single"]
+    rule = d[d.reward == RULE]
+    if learned.empty or rule.empty or rl.empty:
+        return pd.DataFrame(), {}
+    if learned.params.nunique() < 2 or learned.groupby("seed").train_pairs.nunique().max() < 2:
+        return pd.DataFrame(), {}
+    runs = []
+    for r in learned.itertuples():
+        mine = rl[(rl.study == r.study) & (rl.optimizer == r.optimizer) & (rl.reward == r.reward)]
+        base = rl[(rl.study == r.study) & (rl.optimizer == r.optimizer) & (rl.reward == RULE)]
+        if mine.empty or base.empty:
+            continue
+        last, base_last = mine.sort_values("step").iloc[-1], base.sort_values("step").iloc[-1]
+        runs.append(dict(study=r.study, seed=r.seed, params=r.params, train_pairs=r.train_pairs,
+                         learned_final_gold=last.gold, learned_final_kl=last.kl,
+                         rule_final_gold=base_last.gold, rule_final_kl=base_last.kl,
+                         gap_final=last.gold - _interp_gold(base, last.kl),
+                         gap_stop=_interp_gold(mine, base_last.kl) - base_last.gold))  # fmt: skip
+    runs = pd.DataFrame(runs)
+    if runs.empty:
+        return runs, {}
+    runs["size"] = levels(runs, "params")
+    runs["pairs"] = levels(runs, "train_pairs")
+    rows = []
+    for (x, p), g in runs.groupby(["size", "pairs"]):
+        row = dict(params=x, train_pairs=p, seeds=g.seed.nunique())
+        for k in ("gap_final", "gap_stop"):
+            m, se, h, n = mean_ci(g[k].to_numpy(float))
+            se = se if math.isfinite(se) else 0.0
+            row.update({k: m, f"{k}_se": se, f"{k}_ci95": h, f"{k}_reaches": bool(m >= -se)})
+        rows.append(row)
+    cells = pd.DataFrame(rows)
+    crossing = {k: _crossing(cells, runs, k) for k in ("gap_final", "gap_stop")}
+    return cells, crossing
+
+
+def _crossing(cells: pd.DataFrame, runs: pd.DataFrame, key: str, boots: int = 2000) -> dict:
+    hit = cells[cells[f"{key}_reaches"]]
+    if len(hit):
+        front = [r for r in hit.itertuples() if not any(
+            (o.params <= r.params and o.train_pairs <= r.train_pairs and o.Index != r.Index)
+            for o in hit.itertuples())]  # fmt: skip
+        front.sort(key=lambda r: (r.params, r.train_pairs))
+        return dict(kind="measured", cells=[(float(r.params), float(r.train_pairs)) for r in front])
+    X = np.column_stack([np.ones(len(runs)), np.log10(runs.params), np.log10(runs.train_pairs)])
+    y = runs[key].to_numpy(float)
+    lp = math.log10(runs.pairs.max())
+
+    def cross(Xs: np.ndarray, ys: np.ndarray) -> float:
+        a, b, c = np.linalg.lstsq(Xs, ys, rcond=None)[0]
+        return (-a - c * lp) / b if b > 0 else math.inf  # log10 params where the gap meets 0
+
+    est = cross(X, y)
+    seeds = runs.seed.unique()
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(boots):
+        pick = rng.choice(seeds, len(seeds), replace=True)
+        idx = np.concatenate([np.flatnonzero(runs.seed.to_numpy() == s) for s in pick])
+        draws.append(cross(X[idx], y[idx]))
+    draws = np.array(draws)
+    lo, hi = np.quantile(draws, [0.025, 0.975]) if len(draws) else (math.nan, math.nan)
+    return dict(kind="extrapolated", at_pairs=float(runs.pairs.max()),
+                log10_params=float(est), params=float(10**est) if math.isfinite(est) else math.inf,
+                params_lo=float(10**lo) if math.isfinite(lo) else math.inf,
+                params_hi=float(10**hi) if math.isfinite(hi) else math.inf,
+                never=float(np.mean(~np.isfinite(draws))))  # fmt: skip
+
+
+def eval_vs_gen(summary: pd.DataFrame) -> pd.DataFrame:
+    """Reward-model size × policy size: peak gold and fall of every optimizer against each
+    learned reward, mean and 95% interval over seeds per (policy, reward model) size, with the
+    ratio of reward-model to policy parameters, and whether the fall is significantly above 0
+    (``hacked``: the 95% interval of the fall over seeds lies above 0)."""
+    learned = summary[summary.reducer == "single"]
+    if learned.empty or learned.policy_params.nunique() < 2 or learned.params.nunique() < 2:
+        return pd.DataFrame()
+    d = learned.assign(_p=levels(learned, "policy_params"), _r=levels(learned, "params"))
+    rows = []
+    for (opt, pp, rp), g in d.groupby(["optimizer", "_p", "_r"]):
+        row = dict(
+            optimizer=opt, policy_params=pp, params=rp, ratio=rp / pp, seeds=g.seed.nunique()
+        )
+        for m in ("peak_gold", "gold_drop", "final_gold"):
+            mu, _, h, _ = mean_ci(g[m].to_numpy(float))
+            row.update({m: mu, f"{m}_ci95": h})
+        h = row["gold_drop_ci95"]
+        row["hacked"] = bool(math.isfinite(h) and row["gold_drop"] - h > 0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------- plots
 
 
@@ -350,6 +548,88 @@ def plot_learned_vs_rule(table: pd.DataFrame, axis: str, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_rm_accuracy(table: pd.DataFrame, axis: str, path: Path) -> Path:
+    """Held-out accuracy (mean, 95% interval over seeds) and train accuracy against `axis`, and
+    the held-out accuracy in each gold-margin bin."""
+    d = table[table.axis == axis]
+    fig, axs = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax = axs[0]
+    ax.errorbar(d.x, d.test_accuracy, yerr=d.test_accuracy_ci95.fillna(0), fmt="o-", capsize=3,
+                label="held-out")  # fmt: skip
+    ax.plot(d.x, d.train_accuracy, "s--", alpha=0.6, label="train")
+    ax.set_ylabel("pair accuracy")
+    ax.set_title("reward-model accuracy, mean over seeds (95%)")
+    ax = axs[1]
+    bins = [c for c in d.columns if c.startswith("acc_margin_") and not c.endswith("_ci95")]
+    cmap = plt.get_cmap("viridis")
+    for i, b in enumerate(bins):
+        lo, hi = b.removeprefix("acc_margin_").split("_")
+        ax.plot(d.x, d[b], "o-", ms=3, color=cmap(i / max(1, len(bins) - 1)),
+                label=f"gold margin {lo}–{hi}")  # fmt: skip
+    ax.set_ylabel("held-out pair accuracy")
+    ax.set_title("by gold margin (fraction of the gold range)")
+    for ax in axs:
+        ax.axhline(0.5, color="k", lw=0.5)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(AXES[axis])
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_frontier(cells: pd.DataFrame, crossing: dict, path: Path) -> Path:
+    """Heatmaps of the gap to the rule (no penalty; stopped at the rule's KL) over size × pairs."""
+    fig, axs = plt.subplots(1, 2, figsize=(11, 4))
+    xs, ps = sorted(cells.params.unique()), sorted(cells.train_pairs.unique())
+    for ax, key, title in zip(axs, ("gap_final", "gap_stop"), ("RL to the end (no penalty)",
+                              "RL stopped at the rule's KL"), strict=True):  # fmt: skip
+        grid = np.full((len(ps), len(xs)), np.nan)
+        for r in cells.itertuples():
+            i, j = ps.index(r.train_pairs), xs.index(r.params)
+            grid[i, j] = getattr(r, key)
+            mark = " ✓" if getattr(r, f"{key}_reaches") else ""
+            ax.text(j, i, f"{grid[i, j]:.2f}\n±{getattr(r, f'{key}_se'):.2f}{mark}", ha="center",
+                    va="center", fontsize=7)  # fmt: skip
+        lim = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
+        im = ax.imshow(grid, origin="lower", cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+        ax.set_xticks(range(len(xs)), [f"{x:,.0f}" for x in xs], fontsize=7)
+        ax.set_yticks(range(len(ps)), [f"{p:,.0f}" for p in ps], fontsize=7)
+        ax.set_xlabel(AXES["params"])
+        ax.set_ylabel(AXES["train_pairs"])
+        c = crossing.get(key, {})
+        if c.get("kind") == "extrapolated":
+            note = (f"none reaches; extrapolated crossing ≈ {c['params']:,.3g} params "
+                    f"[{c['params_lo']:,.3g}, {c['params_hi']:,.3g}]")  # fmt: skip
+        else:
+            note = "✓ = within one se of the rule"
+        ax.set_title(f"{title}: learned − rule gold\n{note}", fontsize=8)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    return _save(fig, path)
+
+
+def plot_eval_vs_gen(table: pd.DataFrame, path: Path) -> Path:
+    """Peak gold and fall against reward-model / policy parameters, one colour per policy size."""
+    opts = sorted(table.optimizer.unique())
+    fig, axs = plt.subplots(len(opts), 2, figsize=(10, 3.4 * len(opts)), squeeze=False)
+    pols = sorted(table.policy_params.unique())
+    for i, opt in enumerate(opts):
+        for j, m in enumerate(("peak_gold", "gold_drop")):
+            ax = axs[i, j]
+            for k, pp in enumerate(pols):
+                d = table[(table.optimizer == opt) & (table.policy_params == pp)].sort_values(
+                    "ratio"
+                )
+                ax.errorbar(d.ratio, d[m], yerr=d[f"{m}_ci95"].fillna(0), fmt="o-", capsize=3,
+                            color=f"C{k}", label=f"policy {pp:,.0f} params")  # fmt: skip
+            ax.axvline(1, color="grey", lw=0.5, ls=":")
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_xscale("log")
+            ax.set_xlabel("reward-model parameters / policy parameters")
+            ax.set_title(f"{opt}: {m.replace('_', ' ')} (mean over seeds, 95%)", fontsize=9)
+            ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 # ---------------------------------------------------------------- the report
 
 
@@ -364,6 +644,10 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
         return {}
     if not rl.empty:
         rl = rl.merge(studies[["study", "blocks"]], on="study", how="left")
+    rms = _read(out, "reward_models.csv")
+    if not rms.empty:
+        rms = rms.drop(columns=[c for c in ("blocks", "policy_params") if c in rms])
+        rms = rms.merge(studies[["study", "blocks", "policy_params"]], on="study", how="left")
     blocks = sorted({int(b) for bs in studies.blocks.astype(str) for b in bs.split()})
     tables: dict[str, list[pd.DataFrame]] = {}
     sections = []
@@ -381,8 +665,18 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
         varying = [c for c in swept if st[c].nunique() > 1]
         parts = [f"<h2>Grid {b}: {html.escape(', '.join(varying) or 'one study')}"
                  f" ({len(st)} studies)</h2>"]  # fmt: skip
+        acc = rm_accuracy(in_block(rms, b)) if not rms.empty else pd.DataFrame()
+        keep("rm_accuracy", acc, b)
+        for axis in acc.axis.unique() if len(acc) else []:
+            f = plot_rm_accuracy(acc, axis, out / f"rm_accuracy_{axis}_grid{b}.png")
+            parts.append(f"<h3>Reward-model accuracy against {AXES[axis]}</h3>"
+                         + table(acc[acc.axis == axis].drop(columns="axis")) + img(f))  # fmt: skip
         sc = scaling(s)
         keep("scaling", sc, b)
+        gf = gao_findings(sc)
+        keep("gao", gf, b)
+        if len(gf):
+            parts.append("<h3>Against Gao et al. 2022</h3>" + table(gf))
         for axis in sc.axis.unique() if len(sc) else []:
             f = plot_scaling(s, sc[sc.axis == axis], axis, out / f"scaling_{axis}_grid{b}.png")
             single = s[s.reducer == "single"]
@@ -400,6 +694,19 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
             keep("ensembles", en, b)
             f = plot_ensembles(en, out / f"ensembles_grid{b}.png")
             parts.append("<h3>Ensembles</h3>" + table(en) + img(f))
+        fr, crossing = frontier(s, r) if not r.empty else (pd.DataFrame(), {})
+        keep("frontier", fr, b)
+        if len(fr):
+            f = plot_frontier(fr, crossing, out / f"frontier_grid{b}.png")
+            write_atomic(out / f"frontier_crossing_grid{b}.json", json.dumps(crossing, indent=1))
+            parts.append("<h3>Hackability frontier (learned vs rule)</h3><p>Crossing: "
+                         f"<code>{html.escape(json.dumps(crossing))}</code></p>"
+                         + table(fr) + img(f))  # fmt: skip
+        eg = eval_vs_gen(s)
+        keep("eval_vs_gen", eg, b)
+        if len(eg):
+            f = plot_eval_vs_gen(eg, out / f"eval_vs_gen_grid{b}.png")
+            parts.append("<h3>Evaluation vs generation</h3>" + table(eg) + img(f))
         lv, smallest = learned_vs_rule(s, r) if not r.empty else (pd.DataFrame(), {})
         keep("learned_vs_rule", lv, b)
         for axis, x in smallest.items():

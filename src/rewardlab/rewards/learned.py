@@ -3,6 +3,7 @@ the training stage, and scoring as a reward function."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -49,13 +50,28 @@ class Config(RewardBase):
     model: ModelSpec = Field(default_factory=ModelSpec, description="size or local folder")
     init_from_policy: bool = Field(False, description="start from the base policy's weights")
     train_pairs: int | None = Field(None, ge=1, description="use the first N training pairs")
-    epochs: int = Field(3, ge=1, description="passes over the training pairs")
+    epochs: int = Field(
+        3, ge=1, description="passes over the training pairs (the most, with patience)"
+    )
     lr: float = Field(1e-3, gt=0, description="peak AdamW learning rate (cosine decay)")
     batch_size: int = Field(64, ge=1, description="pairs per optimizer step")
+    patience: int | None = Field(
+        None,
+        ge=1,
+        description="early stopping: hold out val_fraction of the training pairs, stop when their "
+        "loss has not improved for this many epochs and keep the best epoch's weights; "
+        "null trains every epoch",
+    )
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of the training pairs held out for early stopping"
+    )
 
     def training(self) -> dict:
         """What the trained model depends on besides the data (not its name)."""
-        return self.model_dump(mode="json", include=set(Config.model_fields) - {"name", "kind"})
+        out = self.model_dump(mode="json", include=set(Config.model_fields) - {"name", "kind"})
+        if self.patience is None:  # val_fraction is unused; keys of earlier models stay valid
+            out.pop("patience"), out.pop("val_fraction")
+        return out
 
 
 def batch_scores(model: PreTrainedModel, enc: Encoded, idx: Sequence[int]) -> torch.Tensor:
@@ -81,17 +97,37 @@ def score_batched(model, tok, prompts, completions, batch_size: int = 512) -> np
     return score_encoded(model, encode(tok, prompts, completions), batch_size)
 
 
-def pairwise_accuracy(model, tok, pairs: pd.DataFrame) -> tuple[float, float]:
-    """Fraction of pairs with r(chosen) > r(rejected), and the mean margin r(chosen) - r(rejected)."""
-    if len(pairs) == 0:
-        return math.nan, math.nan
-    p = pairs["prompt"].tolist()
-    r = score_batched(model, tok, p + p, pairs["chosen"].tolist() + pairs["rejected"].tolist())
-    return _accuracy(r[: len(p)], r[len(p) :])
-
-
 def _accuracy(rc: np.ndarray, rr: np.ndarray) -> tuple[float, float]:
     return float((rc > rr).mean()), float((rc - rr).mean())
+
+
+# gold margins |gold_chosen - gold_rejected| as fractions of the task's gold range: the bins of
+# the held-out accuracy, so a reader sees which differences a model can and cannot tell apart
+MARGIN_EDGES = (0.0, 0.05, 0.1, 0.2, 0.4, 1.0)
+
+
+def accuracy_by_margin(
+    rc: np.ndarray, rr: np.ndarray, margin: np.ndarray, edges: Sequence[float] = MARGIN_EDGES
+) -> dict[str, float]:
+    """Pairwise accuracy mean(rc > rr) within each bin [edges[k], edges[k+1]) of the gold margin
+    (the last bin closed); keys ``acc_margin_<lo>_<hi>``, NaN for an empty bin, and
+    ``n_margin_<lo>_<hi>`` the pair counts."""
+    out = {}
+    for k, (lo, hi) in enumerate(itertools.pairwise(edges)):
+        last = k == len(edges) - 2
+        inside = (margin >= lo) & ((margin <= hi) if last else (margin < hi))
+        key = f"{lo:.2f}_{hi:.2f}"
+        out[f"acc_margin_{key}"] = (
+            float((rc[inside] > rr[inside]).mean()) if inside.any() else math.nan
+        )
+        out[f"n_margin_{key}"] = int(inside.sum())
+    return out
+
+
+def _pair_scores(model, tok, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    p = pairs["prompt"].tolist()
+    r = score_batched(model, tok, p + p, pairs["chosen"].tolist() + pairs["rejected"].tolist())
+    return r[: len(p)], r[len(p) :]
 
 
 def train_reward_model(
@@ -105,18 +141,33 @@ def train_reward_model(
     batch_size: int,
     rng: np.random.Generator,
     progress: bool = True,
+    patience: int | None = None,
+    val_fraction: float = 0.1,
+    gold_width: float = 1.0,
 ) -> dict:
     """Fit r with the Bradley-Terry loss  L = -mean log sigmoid(r(x, y_c) - r(x, y_r)).
 
-    (Christiano et al. 2017; Ouyang et al. 2022, eq. 1.) AdamW with cosine decay. Returns metrics:
-    final train loss, train and held-out pairwise accuracy and mean margin, and the mean and
-    standard deviation of r over the training completions (used to standardise the scores).
-    The pairs are tokenized once: sequence k < n is pair k's chosen completion, n + k its
-    rejected one.
+    (Christiano et al. 2017; Ouyang et al. 2022, eq. 1.) AdamW with cosine decay over `epochs`.
+    With `patience`, the last `val_fraction` of the training pairs are held out (n_val of them),
+    the model is fitted on the first n - n_val, L on the held-out pairs is computed after every
+    epoch, training stops once it has not improved for `patience` epochs, and the weights of the
+    epoch with the lowest held-out L are kept (early stopping).
+
+    Returns metrics: final train loss, train and held-out pairwise accuracy and mean margin, the
+    held-out accuracy by gold-margin bin (`accuracy_by_margin` of |gold_c - gold_r| / `gold_width`,
+    when the test pairs carry gold), the epochs run and kept, and the mean and standard deviation
+    of r over the fitted completions (used to standardise the scores). The pairs are tokenized
+    once: sequence k < n is pair k's chosen completion, n + k its rejected one.
     """
-    n = len(train)
-    if n == 0:
+    if len(train) == 0:
         raise RewardLabError("no training pairs: every sampled pair was a tie or the pool is empty")
+    n_val = max(1, round(val_fraction * len(train))) if patience is not None else 0
+    if patience is not None and len(train) - n_val < 1:
+        raise RewardLabError(
+            f"early stopping needs at least 2 training pairs; there are {len(train)}"
+        )
+    val, train = train.iloc[len(train) - n_val :], train.iloc[: len(train) - n_val]
+    n = len(train)
     prompts, chosen, rejected = (train[c].tolist() for c in ("prompt", "chosen", "rejected"))
     enc = encode(tok, prompts + prompts, chosen + rejected)
 
@@ -125,21 +176,53 @@ def train_reward_model(
         rc, rr = r[: len(idx)], r[len(idx) :]
         return -F.logsigmoid(rc - rr).mean()
 
+    history: list[dict] = []
+    best: dict = {"loss": math.inf, "epoch": -1, "state": None}
+    if patience is not None:
+        vp = val["prompt"].tolist()
+        val_enc = encode(tok, vp + vp, val["chosen"].tolist() + val["rejected"].tolist())
+
+    def on_epoch(epoch: int) -> bool:
+        r = score_encoded(model, val_enc)
+        d = torch.from_numpy(r[:n_val] - r[n_val:])
+        loss = float(-F.logsigmoid(d).mean())
+        history.append(dict(epoch=epoch, val_loss=loss, val_accuracy=float((d > 0).float().mean())))
+        if loss < best["loss"]:
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best.update(loss=loss, epoch=epoch, state=state)
+        return epoch - best["epoch"] >= patience
+
     losses = minibatch_train(model, n, loss_of, epochs=epochs, batch_size=batch_size, lr=lr,
-                             rng=rng, warmup=False, desc="reward model", progress=progress)  # fmt: skip
-    all_r = score_encoded(model, enc)  # the training completions: accuracy and the scale
+                             rng=rng, warmup=False, desc="reward model", progress=progress,
+                             on_epoch=on_epoch if patience is not None else None)  # fmt: skip
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    all_r = score_encoded(model, enc)  # the fitted completions: accuracy and the scale
     train_acc, train_margin = _accuracy(all_r[:n], all_r[n:])
-    test_acc, test_margin = pairwise_accuracy(model, tok, test)
+    test_acc = test_margin = math.nan
+    by_margin = {}
+    if len(test):
+        rc, rr = _pair_scores(model, tok, test)
+        test_acc, test_margin = _accuracy(rc, rr)
+        if {"gold_chosen", "gold_rejected"} <= set(test.columns):
+            gap = (test["gold_chosen"] - test["gold_rejected"]).abs().to_numpy() / gold_width
+            by_margin = accuracy_by_margin(rc, rr, gap)
     return dict(
         train_pairs=n,
+        val_pairs=n_val,
         test_pairs=len(test),
         final_loss=float(np.mean(losses[-max(1, len(losses) // 10) :])),
         train_accuracy=train_acc,
         test_accuracy=test_acc,
         train_margin=train_margin,
         test_margin=test_margin,
+        epochs_run=len(history) if patience is not None else epochs,
+        best_epoch=best["epoch"] + 1 if patience is not None else epochs,
+        val_loss=best["loss"] if patience is not None else math.nan,
+        **by_margin,
         norm_mean=float(all_r.mean()),
         norm_std=float(all_r.std() + 1e-8),
+        history=history,
     )
 
 
@@ -207,9 +290,10 @@ def stage_reward_model(
     model.config.pad_token_id = tok.pad_token_id
     model.to(device)
     t0 = time.perf_counter()
-    metrics = train_reward_model(
-        model, tok, train, test, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, rng=rng
-    )
+    lo, hi = task.gold_range
+    metrics = train_reward_model(model, tok, train, test, epochs=cfg.epochs, lr=cfg.lr,
+                                 batch_size=cfg.batch_size, rng=rng, patience=cfg.patience,
+                                 val_fraction=cfg.val_fraction, gold_width=hi - lo)  # fmt: skip
     metrics.update(params=count_params(model), seconds=time.perf_counter() - t0, member=member)
     model.cpu().save_pretrained(out)
     tok.save_pretrained(out)
