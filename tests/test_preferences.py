@@ -57,3 +57,12 @@ def test_test_split_is_by_prompt():
     by_prompt = df.groupby("prompt")["split"].nunique()
     assert (by_prompt == 1).all()
     assert df.drop_duplicates("prompt").split.eq("test").sum() == pytest.approx(10, abs=1)
+
+
+def test_min_margin_drops_exactly_the_near_ties():
+    # two samples a prompt: one pair each, with gold gaps 0.01, 0.04, 0.05, 0.3
+    golds = [[0.5, 0.51], [0.2, 0.24], [0.0, 0.05], [0.9, 0.6]]
+    kept = make_pairs(pool(golds), PreferenceConfig(min_margin=0.05), np.random.default_rng(0))
+    gaps = sorted((kept.gold_chosen - kept.gold_rejected).round(6))
+    assert gaps == [0.05, 0.3]
+    assert len(make_pairs(pool(golds), PreferenceConfig(), np.random.default_rng(0))) == 4

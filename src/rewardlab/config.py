@@ -70,6 +70,12 @@ class PreferenceConfig(Strict):
     )
     flip_rate: float = Field(0.0, ge=0, le=0.5, description="probability a label is flipped")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="prompts held out for accuracy")
+    min_margin: float = Field(
+        0.0,
+        ge=0,
+        description="pairs whose gold differs by less than this (gold units) are dropped as "
+        "near-ties, as exact ties always are",
+    )
 
 
 class PoolConfig(Strict):

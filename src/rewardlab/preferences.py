@@ -39,7 +39,8 @@ def make_pairs(pool: pd.DataFrame, cfg: PreferenceConfig, rng: np.random.Generat
     """Pair the samples of each prompt disjointly and label each pair.
 
     For every prompt, its samples are shuffled and paired (0, 1), (2, 3), ...; pairs with equal
-    gold are dropped (ties). Labels:
+    gold are dropped (ties), and so are pairs with |gold_a - gold_b| < ``min_margin`` (near-ties).
+    Labels:
       - ``deterministic``: the sample with the higher gold is chosen;
       - ``bradley_terry``: a is chosen with probability sigmoid(bt_scale * (gold_a - gold_b)).
     Then each label is flipped with probability ``flip_rate``. Prompts are split into train and
@@ -58,7 +59,7 @@ def make_pairs(pool: pd.DataFrame, cfg: PreferenceConfig, rng: np.random.Generat
         prompt = group["prompt"].iloc[0]
         for a, b in zip(idx[0::2], idx[1::2], strict=False):
             ga, gb = golds[a], golds[b]
-            if ga == gb:
+            if ga == gb or abs(ga - gb) < cfg.min_margin:
                 continue
             if cfg.label == "deterministic":
                 a_wins = ga > gb
