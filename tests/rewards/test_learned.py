@@ -1,5 +1,7 @@
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 
 from rewardlab.models import build_reward_model, count_params
 from rewardlab.rewards import LearnedReward, train_reward_model
@@ -84,3 +86,45 @@ def test_bucketed_scores_equal_each_sequence_scored_alone():
             ids = tok(f"{p} {c}", add_special_tokens=False)["input_ids"]
             ids = torch.tensor([[tok.bos_token_id, *ids, tok.eos_token_id]])
             assert abs(model(input_ids=ids).logits[0, 0].item() - g) < 1e-5
+
+
+def test_accuracy_by_margin_counts_by_hand():
+    from rewardlab.rewards.learned import accuracy_by_margin
+
+    rc = np.array([1.0, 0.0, 2.0, 3.0, 0.0, 5.0])
+    rr = np.array([0.0, 1.0, 1.0, 4.0, 1.0, 0.0])  # right, wrong, right, wrong, wrong, right
+    margin = np.array([0.01, 0.04, 0.07, 0.3, 1.0, 0.5])
+    out = accuracy_by_margin(rc, rr, margin, edges=(0.0, 0.05, 0.1, 1.0))
+    assert out["acc_margin_0.00_0.05"] == 0.5 and out["n_margin_0.00_0.05"] == 2
+    assert out["acc_margin_0.05_0.10"] == 1.0 and out["n_margin_0.05_0.10"] == 1
+    # the last bin is closed: margin 1.0 is in it
+    assert out["acc_margin_0.10_1.00"] == pytest.approx(1 / 3) and out["n_margin_0.10_1.00"] == 3
+    empty = accuracy_by_margin(rc, rr, margin, edges=(2.0, 3.0))
+    assert np.isnan(empty["acc_margin_2.00_3.00"]) and empty["n_margin_2.00_3.00"] == 0
+
+
+def test_early_stopping_keeps_the_best_epoch_and_stops_after_patience():
+    """Random labels: the held-out loss cannot keep improving, so training stops `patience`
+    epochs after its best epoch, and the kept weights score the held-out pairs with exactly the
+    reported loss (recomputed here from the scores)."""
+    import torch.nn.functional as F
+
+    from rewardlab.rewards.learned import score_batched
+
+    rng = seed_everything(0, "test")
+    tok = build_tokenizer([str(d) for d in range(10)] + ["count", ":"])
+    model = build_reward_model(ModelSpec(n_layer=1, n_embd=16, n_head=2), tok)
+    pairs = synthetic_pairs(300, rng)
+    swap = rng.random(len(pairs)) < 0.5  # labels unrelated to the strings
+    pairs.loc[swap, ["chosen", "rejected"]] = pairs.loc[swap, ["rejected", "chosen"]].to_numpy()
+    m = train_reward_model(model, tok, pairs, pairs.iloc[:0], epochs=40, lr=1e-2, batch_size=16,
+                           rng=rng, progress=False, patience=3, val_fraction=0.2)  # fmt: skip
+    losses = [h["val_loss"] for h in m["history"]]
+    assert m["val_pairs"] == 60 and m["train_pairs"] == 240
+    assert m["best_epoch"] == int(np.argmin(losses)) + 1 and m["val_loss"] == min(losses)
+    assert m["epochs_run"] == len(losses) < 40 and m["epochs_run"] == m["best_epoch"] + 3
+    val = pairs.iloc[240:]
+    p = val.prompt.tolist()
+    r = score_batched(model, tok, p + p, val.chosen.tolist() + val.rejected.tolist())
+    d = torch.from_numpy(r[:60] - r[60:])
+    assert float(-F.logsigmoid(d).mean()) == pytest.approx(m["val_loss"], abs=1e-6)
