@@ -1,0 +1,81 @@
+"""Probe what limits a reward model's accuracy: train sizes on one study's preference pairs with
+held-out early stopping and print train / held-out accuracy by gold-margin bin.
+
+    python examples/rm_convergence_probe.py studies/quick.yaml --prompts 4000 --patience 10 \
+        --size 1,8,2,3e-3 --size 2,16,2,3e-3 --size 2,64,4,3e-3 --out probe.csv
+
+Each ``--size`` is ``n_layer,n_embd,n_head,lr[,batch_size]``. The policy, preference pool and
+pairs come from the study's stage cache (built when missing), with ``preferences.prompts`` set to
+``--prompts`` and the seed to ``--seed``; every model is seeded by (seed, "reward_model", 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import pandas as pd
+import torch
+
+from rewardlab.cache import Cache
+from rewardlab.config import load_config
+from rewardlab.models import build_reward_model, count_params, load_tokenizer, positions_for
+from rewardlab.preferences import split_pairs
+from rewardlab.rewards.learned import train_reward_model
+from rewardlab.seeding import seed_everything
+from rewardlab.specs import ModelSpec
+from rewardlab.study import stage_policy, stage_pool, stage_preferences
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("config")
+    ap.add_argument("--prompts", type=int, default=4000, help="preferences.prompts")
+    ap.add_argument("--min-margin", type=float, default=0.0, help="preferences.min_margin")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=60, help="the most epochs")
+    ap.add_argument("--patience", type=int, default=10, help="0: no early stopping")
+    ap.add_argument("--size", action="append", required=True, help="n_layer,n_embd,n_head,lr[,bs]")
+    ap.add_argument("--out", default=None, help="CSV of the rows printed")
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    overrides = [f"seed={args.seed}", f"preferences.prompts={args.prompts}",
+                 f"preferences.min_margin={args.min_margin}"]  # fmt: skip
+    cfg = load_config(args.config, overrides)
+    cache = Cache(cfg.cache_dir, log=lambda m: None)
+    pol = cache.run("policy", stage_policy, cfg=cfg.policy, task_cfg=cfg.task, seed=cfg.seed,
+                    device="cpu")  # fmt: skip
+    pc = cfg.preferences
+    pool = cache.run("pool", stage_pool, sampling=cfg.sampling, task_cfg=cfg.task, policy=pol,
+                     split="preferences", n_prompts=pc.prompts, n_samples=pc.samples_per_prompt,
+                     seed=cfg.seed)  # fmt: skip
+    prefs = cache.run("preferences", stage_preferences, cfg=pc, pool=pool, seed=cfg.seed)
+    train, test = split_pairs(prefs, None, "the probe")
+    task = cfg.task.load()
+    tok = load_tokenizer(pol.path)
+    longest = max(len(tok(p, add_special_tokens=False)["input_ids"]) for p in set(train.prompt))
+    lo, hi = task.gold_range
+    rows = []
+    for spec in args.size:
+        parts = spec.split(",")
+        layers, width, heads = (int(v) for v in parts[:3])
+        lr, bs = float(parts[3]), int(parts[4]) if len(parts) > 4 else 64
+        model = build_reward_model(ModelSpec(n_layer=layers, n_embd=width, n_head=heads), tok,
+                                   positions=positions_for(longest, task.max_new_tokens))  # fmt: skip
+        t0 = time.perf_counter()
+        met = train_reward_model(model, tok, train, test, epochs=args.epochs, lr=lr, batch_size=bs,
+                                 rng=seed_everything(cfg.seed, "reward_model", 0), progress=False,
+                                 patience=args.patience or None, gold_width=hi - lo)  # fmt: skip
+        met.pop("history")
+        row = dict(model=f"{layers}x{width}x{heads}", lr=lr, batch_size=bs, params=count_params(model),
+                   seconds=round(time.perf_counter() - t0, 1), **met)  # fmt: skip
+        rows.append(row)
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+    if args.out:
+        pd.DataFrame(rows).to_csv(args.out, index=False)
+
+
+if __name__ == "__main__":
+    main()
