@@ -232,3 +232,31 @@ def test_eval_vs_gen_ratio_and_hacked_flag():
     assert t.loc[(1000, 10), "gold_drop"] == pytest.approx(0.5) and t.loc[(1000, 10), "hacked"]
     assert not t.loc[(100, 1000), "hacked"]  # fall 0 ± 0.12 over seeds
     assert t.loc[(100, 10), "hacked"] and not t.loc[(1000, 1000), "hacked"]
+
+
+def test_scaling_within_fits_each_axis_at_fixed_levels_of_the_other():
+    from rewardlab.report.sweep import gao_findings, scaling_within
+
+    rows = []
+    for seed in (0, 1):
+        for p in (10, 100, 1000):
+            for n in (100, 1000, 10000):
+                lx, ln = math.log10(p), math.log10(n)
+                rows.append(dict(study=f"{seed}-{p}-{n}", seed=seed, optimizer="bon", reward="rm",
+                                 reducer="single", params=p, train_pairs=n, policy_params=7,
+                                 alpha=0.1 * lx + 0.3 * ln + 0.01 * seed, beta=0.0, peak_gold=0.0,
+                                 peak_kl=0.0, gold_drop=-0.2 * ln))  # fmt: skip
+    s = pd.DataFrame(rows)
+    assert scaling(s).empty  # both axes vary: neither alone
+    w = scaling_within(s)
+    a = w[w.metric == "alpha"].set_index(["axis", "held_value"]).slope
+    assert a[("train_pairs", 10)] == pytest.approx(0.3) and a[("params", 1000)] == pytest.approx(
+        0.1
+    )
+    g = gao_findings(w)
+    drop = g[(g.axis == "train_pairs") & (g.metric == "gold_drop")]
+    assert (
+        len(drop) == 3
+        and (drop.verdict == "reproduced").all()
+        and set(drop.held_axis) == {"params"}
+    )

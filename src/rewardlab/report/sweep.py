@@ -137,6 +137,21 @@ def scaling(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def scaling_within(summary: pd.DataFrame) -> pd.DataFrame:
+    """When no axis varies alone (a grid over two axes): `scaling` of one axis within each level
+    of another, with ``held_axis`` naming the held axis and ``held_value`` its level."""
+    learned = summary[summary.reducer == "single"]
+    out = []
+    for held in AXES:
+        if learned.empty or learned.groupby("seed")[held].nunique().max() < 2:
+            continue
+        for x, sub in learned.groupby(levels(learned, held)):
+            sc = scaling(sub)
+            if len(sc):
+                out.append(sc.assign(held_axis=held, held_value=x))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
 def levels(d: pd.DataFrame, axis: str) -> pd.Series:
     """The level of `axis` of each row: its rank among the values of its seed, named by the mean
     value of that rank over seeds ("all pairs" is 6,637 pairs in one seed and 6,705 in another)."""
@@ -305,7 +320,12 @@ def gao_findings(fits: pd.DataFrame) -> pd.DataFrame:
                 )
             else:
                 verdict, why = "not established", "interval includes 0"
-            rows.append(dict(axis=axis, optimizer=r.optimizer, metric=metric, gao=text,
+            held = (
+                {"held_axis": r.held_axis, "held_value": r.held_value}
+                if "held_axis" in fits
+                else {}
+            )
+            rows.append(dict(axis=axis, **held, optimizer=r.optimizer, metric=metric, gao=text,
                              gao_sign=sign, slope=r.slope, slope_lo=lo, slope_hi=hi, n=r.n,
                              verdict=verdict, reason=why))  # fmt: skip
     return pd.DataFrame(rows)
@@ -673,7 +693,11 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
                          + table(acc[acc.axis == axis].drop(columns="axis")) + img(f))  # fmt: skip
         sc = scaling(s)
         keep("scaling", sc, b)
-        gf = gao_findings(sc)
+        within = scaling_within(s) if sc.empty else pd.DataFrame()
+        keep("scaling_within", within, b)
+        if len(within):
+            parts.append("<h3>Each axis at fixed levels of the other</h3>" + table(within))
+        gf = gao_findings(sc) if len(sc) else gao_findings(within)
         keep("gao", gf, b)
         if len(gf):
             parts.append("<h3>Against Gao et al. 2022</h3>" + table(gf))
