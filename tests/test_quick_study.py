@@ -14,8 +14,7 @@ from rewardlab.study import run_study
 @pytest.mark.slow
 def test_quick_study_shows_overoptimization_under_rl_and_none_against_the_rule(tmp_path):
     cfg = load_config("studies/quick.yaml", [f"cache_dir={tmp_path / 'cache'}"])
-    study = run_study(cfg, tmp_path / "run", log=lambda m: None)
-    s = study.summary.query("optimizer == 'bon'").set_index("reward")
+    run_study(cfg, tmp_path / "run", log=lambda m: None)
     curves = pd.read_csv(tmp_path / "run" / "curves.csv").query("optimizer == 'bon'")
     assert curves.kl.max() >= 5.9
     proxy = curves[curves.reward == "rm-xs"].sort_values("step").proxy.to_numpy()
@@ -30,9 +29,6 @@ def test_quick_study_shows_overoptimization_under_rl_and_none_against_the_rule(t
     # against the rule there is nothing to hack: the last gold is within 0.2 std of its peak
     rule = m.query("optimizer == 'grpo' and reward == 'rule'")
     assert rule.gold.max() - rule.sort_values("step").gold.iloc[-1] <= 0.2
-    # a larger reward model peaks later or higher
-    big = s.loc["rm-m"]
-    assert (
-        big.peak_gold > s.loc["rm-xs", "peak_gold"]
-        or big.peak_sqrt_kl > s.loc["rm-xs", "peak_sqrt_kl"]
-    )
+    # Whether a larger reward model peaks later or higher is a comparison one seed cannot make
+    # (it flipped with float-level changes, docs/RESULTS.md); studies/rm-scaling.yaml measures
+    # it over 5 seeds.
