@@ -580,7 +580,8 @@ def plot_rm_accuracy(table: pd.DataFrame, axis: str, path: Path) -> Path:
     ax.set_ylabel("pair accuracy")
     ax.set_title("reward-model accuracy, mean over seeds (95%)")
     ax = axs[1]
-    bins = [c for c in d.columns if c.startswith("acc_margin_") and not c.endswith("_ci95")]
+    bins = [c for c in d.columns if c.startswith("acc_margin_") and not c.endswith("_ci95")
+            and d[c].notna().any()]  # fmt: skip  (a bin the preference data dropped is empty)
     cmap = plt.get_cmap("viridis")
     for i, b in enumerate(bins):
         lo, hi = b.removeprefix("acc_margin_").split("_")
