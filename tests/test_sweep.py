@@ -115,6 +115,14 @@ def test_sweep_runs_gathers_and_resumes(tmp_path):
              for sid in studies.study}  # fmt: skip
     assert sum("policy" in b for b in built.values()) == 2
     assert sum("grpo-rule" in b for b in built.values()) == 2
+    # reward-model accuracy per size: the mean of the studies' own reward_models.csv
+    acc = pd.read_csv(out / "analysis_rm_accuracy.csv").set_index("x")
+    own = pd.concat(
+        pd.read_csv(out / "studies" / sid / "reward_models.csv") for sid in studies.study
+    )
+    for params, mean in own.groupby("params").test_accuracy.mean().items():
+        assert acc.loc[params, "test_accuracy"] == pytest.approx(mean)
+    assert (acc.seeds == 2).all()
 
     # resume: nothing to do
     msgs.clear()
