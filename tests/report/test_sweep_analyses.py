@@ -260,3 +260,19 @@ def test_scaling_within_fits_each_axis_at_fixed_levels_of_the_other():
         and (drop.verdict == "reproduced").all()
         and set(drop.held_axis) == {"params"}
     )
+
+
+def test_scaling_within_fits_a_set_of_studies_once():
+    from rewardlab.report.sweep import scaling_within
+
+    rows = []
+    for seed in (0, 1):
+        for pp, pairs in ((10, 400), (100, 500), (1000, 450)):  # pairs follow the policy
+            for p in (10, 100, 1000):
+                rows.append(dict(study=f"{seed}-{pp}-{p}", seed=seed, optimizer="bon", reward="rm",
+                                 reducer="single", params=p, train_pairs=pairs + seed,
+                                 policy_params=pp, alpha=0.1 * math.log10(p), beta=0.0,
+                                 peak_gold=0.0, peak_kl=0.0, gold_drop=0.0))  # fmt: skip
+    w = scaling_within(pd.DataFrame(rows))
+    alpha = w[(w.metric == "alpha") & (w.axis == "params")]
+    assert len(alpha) == 3 and alpha.slope.to_numpy() == pytest.approx([0.1] * 3)

@@ -139,13 +139,18 @@ def scaling(summary: pd.DataFrame) -> pd.DataFrame:
 
 def scaling_within(summary: pd.DataFrame) -> pd.DataFrame:
     """When no axis varies alone (a grid over two axes): `scaling` of one axis within each level
-    of another, with ``held_axis`` naming the held axis and ``held_value`` its level."""
+    of another, with ``held_axis`` naming the held axis and ``held_value`` its level; a set of
+    studies already fitted under another held axis is not fitted again."""
     learned = summary[summary.reducer == "single"]
-    out = []
+    out, seen = [], set()
     for held in AXES:
         if learned.empty or learned.groupby("seed")[held].nunique().max() < 2:
             continue
         for x, sub in learned.groupby(levels(learned, held)):
+            studies = frozenset(sub.study)
+            if studies in seen:  # the same studies held by another axis (pairs that follow policy)
+                continue
+            seen.add(studies)
             sc = scaling(sub)
             if len(sc):
                 out.append(sc.assign(held_axis=held, held_value=x))
@@ -580,8 +585,11 @@ def plot_rm_accuracy(table: pd.DataFrame, axis: str, path: Path) -> Path:
     ax.set_ylabel("pair accuracy")
     ax.set_title("reward-model accuracy, mean over seeds (95%)")
     ax = axs[1]
-    bins = [c for c in d.columns if c.startswith("acc_margin_") and not c.endswith("_ci95")
-            and d[c].notna().any()]  # fmt: skip  (a bin the preference data dropped is empty)
+    bins = [
+        c
+        for c in d.columns
+        if c.startswith("acc_margin_") and not c.endswith("_ci95") and d[c].notna().any()
+    ]  # fmt: skip  (a bin the preference data dropped is empty)
     cmap = plt.get_cmap("viridis")
     for i, b in enumerate(bins):
         lo, hi = b.removeprefix("acc_margin_").split("_")
