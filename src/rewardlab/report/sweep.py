@@ -17,7 +17,15 @@ is never confounded with another one swept in a different grid. Within a grid:
   gold and fall of each reducer and of the single models, per label-noise rate and optimizer;
 - **learned vs rule**: when RL ran against the rule and learned rewards: the smallest x at which
   the learned reward's final gold (mean over seeds) reaches the rule's final gold minus one
-  standard error (over seeds; the measurement's own when there is one seed).
+  standard error (over seeds; the measurement's own when there is one seed);
+- **reward-model accuracy** (`reward_models.csv`): held-out accuracy per level of each axis that
+  varies alone, by gold-margin bin, and whether each step rises;
+- **Gao et al. 2022 side by side**: each stated direction (`GAO`) beside the slope and a verdict;
+  for a grid over two axes, the slopes of each at fixed levels of the other (`scaling_within`);
+- **frontier**: over size × pairs, RL's gold minus the rule's at the same KL, per cell, and the
+  crossing (measured, or extrapolated and labelled so);
+- **evaluation vs generation**: over reward-model × policy size, peak gold and fall against the
+  ratio of their parameters.
 """
 
 from __future__ import annotations
