@@ -281,9 +281,9 @@ def rm_accuracy(reward_models: pd.DataFrame) -> pd.DataFrame:
 
 
 # Gao et al. 2022's stated direction of each finding (+1 rises, -1 falls, 0 no trend) against
-# log reward-model parameters (sec. 3.2, fig. 3), log preference pairs (sec. 3.3, fig. 4) and log
-# policy parameters (sec. 3.4, fig. 5: "weak dependence on policy size"); what they state, and
-# what the lab measures for it.
+# log reward-model parameters, log preference pairs and log policy parameters ("weak dependence
+# on policy size"), as the lab reads their results on each; what they state, and what the lab
+# measures for it.
 GAO = {
     ("params", "sample", "alpha"): (+1, "α_bon rises with RM size, about linearly in log params"),
     ("params", "sample", "beta"): (
