@@ -187,3 +187,37 @@ def test_the_reading_says_when_a_fall_is_not_distinguishable_from_zero():
     assert "overoptimization" in clear and "not distinguishable" not in clear
     assert "includes zero" in unclear and "overoptimization" not in unclear
     assert "never rose above the base policy" in never and "KL = 0.00 nats" in never
+
+
+def test_default_run_folders_are_unique_within_one_second(tiny_config, tmp_path, monkeypatch):
+    from rewardlab.study import default_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    dirs = {default_run_dir(tiny_config) for _ in range(20)}  # all in the same second, or two
+    assert len(dirs) == 20 and all(d.is_dir() for d in dirs)
+    assert all(d.name.startswith("tiny__s0__") for d in dirs)
+
+
+def test_an_occupied_out_folder_is_refused_unless_it_is_the_same_study(tiny_config, tmp_path):
+    from rewardlab.config import dump_config
+    from rewardlab.study import claim_run_dir
+
+    other = tiny_config.model_copy(update={"seed": 1})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(dump_config(other))
+    (run / "curves.csv").write_text("x\n1\n")
+    with pytest.raises(RewardLabError, match="holds another study"):
+        claim_run_dir(tiny_config, run)
+    assert (run / "curves.csv").read_text() == "x\n1\n"  # nothing touched
+    claim_run_dir(other, run)  # the same study: a resume
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    with pytest.raises(RewardLabError, match="holds no study"):
+        claim_run_dir(tiny_config, stray)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(RewardLabError, match="is a file"):
+        claim_run_dir(tiny_config, tmp_path / "afile")
+    claim_run_dir(tiny_config, tmp_path / "new" / "run")  # new folders are made
+    assert (tmp_path / "new" / "run").is_dir()

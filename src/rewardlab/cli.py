@@ -30,7 +30,10 @@ def run(
         str | None, typer.Option(help="task name, .py file or module (same as --set task.name=)")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="run folder (default runs/<study>-<time>)")
+        Path | None,
+        typer.Option(
+            help="run folder (default runs/<study>__s<seed>__<time>__<suffix>); an occupied one must hold the same study"
+        ),
     ] = None,
 ) -> None:
     """Run a study (resuming any finished stages) and write its run folder."""

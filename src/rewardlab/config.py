@@ -100,7 +100,10 @@ MOVED = {  # keys of earlier study files, and how to write them now
 class StudyConfig(Strict):
     """One study: a task, a base policy, rewards, and optimizers run against them."""
 
-    study: str = Field("quick", description="name; the default run folder is runs/<study>-<time>")
+    study: str = Field(
+        "quick",
+        description="name; the default run folder is runs/<study>__s<seed>__<time>__<suffix>",
+    )
     seed: int = Field(0, description="every random stream of the study derives from it")
     cache_dir: str = Field("runs/cache", description="stage artifacts shared by runs")
     device: Device = Field("auto", description="auto: a GPU when torch sees one, else the CPU")

@@ -8,6 +8,7 @@ files into `out`; `Cache.run` keys it on exactly those inputs.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import pandas as pd
 from rewardlab.cache import Cache, StageResult, link_tree
 from rewardlab.common.io import read_parquet, write_atomic
 from rewardlab.config import PolicyConfig, PreferenceConfig, StudyConfig, TaskConfig, dump_config
+from rewardlab.errors import RewardLabError
 from rewardlab.models import (
     build_causal_lm,
     count_params,
@@ -165,8 +167,40 @@ class Study:
 
 
 def default_run_dir(cfg: StudyConfig) -> Path:
-    """``runs/<study>-<YYYYmmdd-HHMMSS>``."""
-    return Path("runs") / f"{cfg.study}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    """A new folder ``runs/<study>__s<seed>__<YYYYmmdd-HHMMSS>__<6 hex digits>``, created here
+    so that two runs started in the same second never share it."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    while True:
+        path = Path("runs") / f"{cfg.study}__s{cfg.seed}__{stamp}__{secrets.token_hex(3)}"
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+
+
+def claim_run_dir(cfg: StudyConfig, run_dir: Path) -> None:
+    """Use `run_dir` for `cfg`: it may be new or empty, or hold the same study (a resume: its
+    ``config.yaml`` equals `cfg`'s); anything else is refused, so no run overwrites another's.
+
+    Raises:
+        RewardLabError: `run_dir` is a file, or a non-empty folder of another study or of none.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RewardLabError(f"--out {run_dir} is a file, not a folder; give a folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        cfg_file = run_dir / "config.yaml"
+        if not cfg_file.is_file():
+            raise RewardLabError(
+                f"--out {run_dir} is not empty and holds no study (no config.yaml); give a new "
+                "or empty folder"
+            )
+        if cfg_file.read_text() != dump_config(cfg):
+            raise RewardLabError(
+                f"--out {run_dir} holds another study (its config.yaml differs from this one's); "
+                "give a new folder, or the same config to resume it"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def run_study(
@@ -178,8 +212,8 @@ def run_study(
     cached artifacts), ``rewards.csv`` (every reward: kind, parameters, what it was trained on),
     ``reward_models.csv`` (accuracy and size of every trained member), the curves and reports.
     """
-    run_dir = Path(run_dir or default_run_dir(cfg))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
+    claim_run_dir(cfg, run_dir)
     write_atomic(run_dir / "config.yaml", dump_config(cfg))
     device = resolve_device(cfg.device)
     task = cfg.task.load()
