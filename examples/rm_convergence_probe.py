@@ -6,7 +6,8 @@ held-out early stopping and print train / held-out accuracy by gold-margin bin.
 
 Each ``--size`` is ``n_layer,n_embd,n_head,lr[,batch_size]``. The policy, preference pool and
 pairs come from the study's stage cache (built when missing), with ``preferences.prompts`` set to
-``--prompts`` and the seed to ``--seed``; every model is seeded by (seed, "reward_model", 0).
+``--prompts`` and the seed to ``--seed``; each size is trained by the study's own reward-model
+stage (`rewards.learned.stage_reward_model`, member 0) in a temporary folder.
 """
 
 from __future__ import annotations
@@ -14,17 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import torch
 
 from rewardlab.cache import Cache
 from rewardlab.config import load_config
-from rewardlab.models import build_reward_model, count_params, load_tokenizer, positions_for
-from rewardlab.preferences import split_pairs
-from rewardlab.rewards.learned import train_reward_model
-from rewardlab.seeding import seed_everything
+from rewardlab.rewards.learned import Config as LearnedConfig
+from rewardlab.rewards.learned import stage_reward_model
 from rewardlab.specs import ModelSpec
 from rewardlab.study import stage_policy, stage_pool, stage_preferences
 
@@ -52,25 +52,19 @@ def main() -> None:
                      split="preferences", n_prompts=pc.prompts, n_samples=pc.samples_per_prompt,
                      seed=cfg.seed)  # fmt: skip
     prefs = cache.run("preferences", stage_preferences, cfg=pc, pool=pool, seed=cfg.seed)
-    train, test = split_pairs(prefs, None, "the probe")
-    task = cfg.task.load()
-    tok = load_tokenizer(pol.path)
-    longest = max(len(tok(p, add_special_tokens=False)["input_ids"]) for p in set(train.prompt))
-    lo, hi = task.gold_range
     rows = []
     for spec in args.size:
         parts = spec.split(",")
         layers, width, heads = (int(v) for v in parts[:3])
-        lr, bs = float(parts[3]), int(parts[4]) if len(parts) > 4 else 64
-        model = build_reward_model(ModelSpec(n_layer=layers, n_embd=width, n_head=heads), tok,
-                                   positions=positions_for(longest, task.max_new_tokens))  # fmt: skip
-        t0 = time.perf_counter()
-        met = train_reward_model(model, tok, train, test, epochs=args.epochs, lr=lr, batch_size=bs,
-                                 rng=seed_everything(cfg.seed, "reward_model", 0), progress=False,
-                                 patience=args.patience or None, gold_width=hi - lo)  # fmt: skip
+        rm = LearnedConfig(name="probe", model=ModelSpec(n_layer=layers, n_embd=width, n_head=heads),
+                           epochs=args.epochs, lr=float(parts[3]),
+                           batch_size=int(parts[4]) if len(parts) > 4 else 64,
+                           patience=args.patience or None)  # fmt: skip
+        with tempfile.TemporaryDirectory() as out:  # the study's own reward-model stage
+            stage_reward_model(rm.training(), 0, cfg.task, prefs, None, cfg.seed, "cpu", Path(out))
+            met = json.loads((Path(out) / "metrics.json").read_text())
         met.pop("history")
-        row = dict(model=f"{layers}x{width}x{heads}", lr=lr, batch_size=bs, params=count_params(model),
-                   seconds=round(time.perf_counter() - t0, 1), **met)  # fmt: skip
+        row = dict(model=f"{layers}x{width}x{heads}", lr=rm.lr, batch_size=rm.batch_size, **met)
         rows.append(row)
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
     if args.out:

@@ -262,7 +262,7 @@ def rm_accuracy(reward_models: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     bins = [c for c in reward_models.columns if c.startswith("acc_margin_")]
     rows = []
-    for axis in ("params", "train_pairs", "policy_params"):
+    for axis in AXES:
         if axis not in reward_models or not varies_alone(reward_models, axis, 2):
             continue
         d = reward_models.assign(_x=levels(reward_models, axis))
@@ -370,13 +370,14 @@ def frontier(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dic
         return pd.DataFrame(), {}
     if learned.params.nunique() < 2 or learned.groupby("seed").train_pairs.nunique().max() < 2:
         return pd.DataFrame(), {}
+    curve = {k: g.sort_values("step") for k, g in rl.groupby(["study", "optimizer", "reward"])}
     runs = []
     for r in learned.itertuples():
-        mine = rl[(rl.study == r.study) & (rl.optimizer == r.optimizer) & (rl.reward == r.reward)]
-        base = rl[(rl.study == r.study) & (rl.optimizer == r.optimizer) & (rl.reward == RULE)]
-        if mine.empty or base.empty:
+        mine = curve.get((r.study, r.optimizer, r.reward))
+        base = curve.get((r.study, r.optimizer, RULE))
+        if mine is None or base is None:
             continue
-        last, base_last = mine.sort_values("step").iloc[-1], base.sort_values("step").iloc[-1]
+        last, base_last = mine.iloc[-1], base.iloc[-1]
         runs.append(dict(study=r.study, seed=r.seed, params=r.params, train_pairs=r.train_pairs,
                          learned_final_gold=last.gold, learned_final_kl=last.kl,
                          rule_final_gold=base_last.gold, rule_final_kl=base_last.kl,
