@@ -91,6 +91,19 @@ def test_a_half_written_stage_is_not_mistaken_for_a_finished_one(tiny_config, tm
     assert "policy" in built(s2)
 
 
+def test_a_finished_run_folder_does_not_change_with_the_cache(tiny_config, tmp_path):
+    s = run_study(tiny_config, tmp_path / "run", log=lambda m: None)
+    cached = s.stages["policy"].path / "model.safetensors"
+    kept = tmp_path / "run" / "stages" / "policy" / "model.safetensors"
+    original = kept.read_bytes()
+    assert cached.read_bytes() == original and cached.stat().st_ino != kept.stat().st_ino
+    with cached.open("r+b") as f:  # truncate the cached model in place, as a bad tool would
+        f.truncate(10)
+    assert kept.read_bytes() == original  # the run folder's model is whole
+    with pytest.raises(RewardLabError, match="model.safetensors differs"):
+        run_study(tiny_config, tmp_path / "run", log=lambda m: None)
+
+
 def test_a_corrupt_artifact_is_reported_with_its_path(tiny_config, tmp_path):
     s = run_study(tiny_config, tmp_path / "run", log=lambda m: None)
     pool_file = s.stages["pool-bon"].path / "pool.parquet"

@@ -55,12 +55,6 @@ def keyable(value):
     raise TypeError(f"stage input of type {type(value).__name__} has no cache key")
 
 
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's content (a missing file has none: its key says so)."""
-    p = Path(path)
-    return _sha256(p) if p.is_file() else "missing"
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -191,17 +185,37 @@ class Cache:
         return StageResult(name, final, h, True, seconds)
 
 
-def link_tree(src: Path, dst: Path) -> None:
-    """Mirror `src` into `dst` with hard links (copies where links fail); `dst` is replaced."""
+FICLONE = 0x40049409  # ioctl of Linux: make `dst` share `src`'s extents, copy-on-write
+
+
+def copy_tree(src: Path, dst: Path) -> str:
+    """Mirror `src` into `dst` as independent files (`dst` is replaced): copy-on-write clones
+    where the file system offers them (btrfs, XFS), full copies otherwise, so that a change to
+    the cache never reaches a run folder. Returns how the files were made ("clone", "copy").
+    """
     if dst.exists():
         shutil.rmtree(dst)
-    for f in src.rglob("*"):
+    how = "clone"
+    for f in sorted(src.rglob("*")):
         target = dst / f.relative_to(src)
         if f.is_dir():
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
+        if not _clone(f, target):
+            shutil.copyfile(f, target)
+            how = "copy"
+        shutil.copystat(f, target)
+    return how
+
+
+def _clone(src: Path, dst: Path) -> bool:
+    """Clone `src` to `dst` with FICLONE; False (and no `dst`) where the file system cannot."""
+    with src.open("rb") as s, dst.open("wb") as d:
         try:
-            os.link(f, target)
+            fcntl.ioctl(d.fileno(), FICLONE, s.fileno())
+            return True
         except OSError:
-            shutil.copy2(f, target)
+            pass
+    dst.unlink()
+    return False

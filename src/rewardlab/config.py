@@ -13,13 +13,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from rewardlab.cache import file_digest
 from rewardlab.errors import RewardLabError
 from rewardlab.optimize import KINDS as OPTIMIZER_KINDS
 from rewardlab.optimize import OptimizerSpec
 from rewardlab.rewards import KINDS as REWARD_KINDS
 from rewardlab.rewards import RULE, RewardSpec
 from rewardlab.specs import Device, ModelSpec, SamplingConfig, Strict
+from rewardlab.userfiles import source_digest
 
 
 class TaskConfig(Strict):
@@ -40,10 +40,13 @@ class TaskConfig(Strict):
         return load_task(self.name, self.params)
 
     def cache_key(self) -> dict:
-        """The config, and a task file's content (an edited task file is a new task)."""
+        """The config, and the content of a user's task file or module and of the user's modules
+        it imports (an edited task is a new task); a built-in task's key is its config."""
+        from rewardlab.tasks import BUILTIN
+
         d = self.model_dump(mode="json")
-        if self.name.endswith(".py"):
-            d["sha256"] = file_digest(self.name)
+        if self.name not in BUILTIN:
+            d["sha256"] = source_digest(self.name)
         return d
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rewardlab.cache import Cache, StageResult, link_tree
+from rewardlab.cache import Cache, StageResult, copy_tree
 from rewardlab.common.io import read_parquet, write_atomic
 from rewardlab.config import PolicyConfig, PreferenceConfig, StudyConfig, TaskConfig, dump_config
 from rewardlab.errors import RewardLabError
@@ -208,9 +208,10 @@ def run_study(
 ) -> Study:
     """Run (or resume) every stage of `cfg`; mirror their folders into `run_dir`.
 
-    The run folder holds ``config.yaml`` (fully resolved), ``stages/<label>/`` (hard links to the
-    cached artifacts), ``rewards.csv`` (every reward: kind, parameters, what it was trained on),
-    ``reward_models.csv`` (accuracy and size of every trained member), the curves and reports.
+    The run folder holds ``config.yaml`` (fully resolved), ``stages/<label>/`` (copies of the
+    cached artifacts that later changes to the cache do not reach), ``rewards.csv`` (every
+    reward: kind, parameters, what it was trained on), ``reward_models.csv`` (accuracy and size
+    of every trained member), the curves and reports.
     """
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
     claim_run_dir(cfg, run_dir)
@@ -268,7 +269,7 @@ def run_study(
             trained += module.run(o, octx)
     study.stages.update(octx.stages)
     for label, res in study.stages.items():
-        link_tree(res.path, run_dir / "stages" / label)
+        copy_tree(res.path, run_dir / "stages" / label)
     params = {n: r.params for n, r in rewards.items()}
     curves, detail, fits = trained_rows(trained, scores, params, seed)
     write_results(run_dir, bon, curves, detail, fits)

@@ -1,20 +1,99 @@
-"""Importing a user's Python file or module: the one way user tasks and reward functions load."""
+"""Importing a user's Python file or module: the one way user tasks and reward functions load,
+and the digest of their source that keys every stage built from them."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import site
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import rewardlab
 from rewardlab.errors import RewardLabError
+
+# name -> the user's source files that importing it loaded (the file or module itself, and the
+# user's own modules it imported in turn), so that an edit of any of them is a new key
+_SOURCES: dict[str, list[Path]] = {}
+_NOT_USER = tuple(
+    str(Path(p).resolve())
+    for p in {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        *site.getsitepackages(),
+        Path(rewardlab.__file__).parent,
+    }  # fmt: skip
+)
 
 
 def import_user(name: str, what: str, module_hint: str = "") -> ModuleType:
     """Import `name`, a ``.py`` file or an importable module name, for a `what` ("task",
     "reward function"); each failure is a `RewardLabError` naming it. `module_hint` is put
     before the message of a module name that does not import."""
+    before = set(sys.modules)
+    module = _import(name, what, module_hint)
+    parents = (
+        []
+        if name.endswith(".py")
+        else [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
+    )
+    loaded = [
+        sys.modules[m] for m in (set(sys.modules) - before) | set(parents) if m in sys.modules
+    ]
+    _SOURCES[name] = sorted(
+        set(_own_files(name, module)) | {f for m in loaded for f in _own_files(None, m)}
+    )
+    return module
+
+
+def source_digest(name: str) -> str:
+    """SHA-256 over the content of the user's sources behind `name` (a ``.py`` file or a module
+    name): the files that importing it loaded, or, before it is imported, the file or the module's
+    files (a package's every ``.py``). Names of files do not enter it, contents do; a file that
+    cannot be read counts as "missing"."""
+    files = _SOURCES.get(name)
+    if files is None:
+        files = _own_files(name, None)
+    parts = sorted(_content_sha(f) for f in files) or ["missing"]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _content_sha(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+def _own_files(name: str | None, module: ModuleType | None) -> list[Path]:
+    """The user's source files of `module` (or, when None, of the file or module `name`): a
+    file, or every ``.py`` of a package's folders; none for the standard library, installed
+    packages or the lab itself."""
+    if module is None:
+        if name.endswith(".py"):
+            return [Path(name).resolve()]
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return []
+        if spec is None:
+            return []
+        origin, dirs = spec.origin, spec.submodule_search_locations
+    else:
+        origin, dirs = getattr(module, "__file__", None), getattr(module, "__path__", None)
+    if dirs:
+        files = [f.resolve() for d in dirs for f in Path(d).rglob("*.py")]
+    elif origin and origin.endswith(".py"):
+        files = [Path(origin).resolve()]
+    else:
+        return []
+    return [f for f in files if not str(f).startswith(_NOT_USER)]
+
+
+def _import(name: str, what: str, module_hint: str) -> ModuleType:
     if name.endswith(".py"):
         path = Path(name)
         if not path.is_file():

@@ -13,10 +13,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rewardlab.cache import file_digest
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
-from rewardlab.userfiles import import_user
+from rewardlab.userfiles import import_user, source_digest
 
 
 class Config(RewardBase):
@@ -30,11 +29,9 @@ class Config(RewardBase):
     )
 
     def cache_key(self) -> dict:
-        """The config, and the file's content when `path` is a file (an edit is a new reward)."""
-        d = self.model_dump(mode="json")
-        if self.path.endswith(".py"):
-            d["sha256"] = file_digest(self.path)
-        return d
+        """The config, and the content of the file or module `path` and of the user's modules it
+        imports (an edit of any of them is a new reward)."""
+        return {**self.model_dump(mode="json"), "sha256": source_digest(self.path)}
 
 
 class FunctionReward:

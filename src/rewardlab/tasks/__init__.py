@@ -5,16 +5,14 @@ A user's task file defines ``make_task(**params) -> Task`` (see docs/TASKS.md fo
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 
 from rewardlab.errors import RewardLabError
 from rewardlab.tasks.arithmetic import Arithmetic
 from rewardlab.tasks.base import Task, build_tokenizer, checked_gold
 from rewardlab.tasks.sorting import Sorting
 from rewardlab.tasks.topics import Topics
-from rewardlab.userfiles import import_user
+from rewardlab.userfiles import import_user, source_digest
 
 BUILTIN = {"arithmetic": Arithmetic, "sorting": Sorting, "topics": Topics}
 
@@ -33,17 +31,11 @@ def load_task(name: str, params: dict | None = None) -> Task:
             ``make_task``, bad parameters, or an object that lacks the Task attributes.
     """
     params = dict(params or {})
-    memo = json.dumps([name, params, _file_sha(name)], sort_keys=True, default=str)
+    digest = None if name in BUILTIN else source_digest(name)
+    memo = json.dumps([name, params, digest], sort_keys=True, default=str)
     if memo not in _LOADED:
         _LOADED[memo] = _load(name, params)
     return _LOADED[memo]
-
-
-def _file_sha(name: str) -> str | None:
-    p = Path(name)
-    return (
-        hashlib.sha256(p.read_bytes()).hexdigest() if name.endswith(".py") and p.is_file() else None
-    )
 
 
 def _load(name: str, params: dict) -> Task:
