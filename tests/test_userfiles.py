@@ -32,7 +32,9 @@ def test_an_edited_task_file_rebuilds_its_stages(tmp_path):
     cfg = TaskConfig(name=str(task_file))
     cache = Cache(tmp_path / "cache", log=lambda m: None)
     assert _stage(cache, cfg) and not _stage(cache, cfg)  # built once, then reused
-    task_file.write_text(task_file.read_text().replace("scores.append(right", "scores.append(-right"))
+    task_file.write_text(
+        task_file.read_text().replace("scores.append(right", "scores.append(-right")
+    )
     assert _stage(cache, cfg)  # the inverted gold is a new task: rebuilt
     assert load_task(str(task_file)).gold(["reverse a b :"], ["b a"]) == [-1.0]
     # the same content elsewhere is the same task: the key holds content, not the path's text
@@ -79,9 +81,13 @@ def test_builtin_task_keys_are_their_config():
 
 
 def test_a_reward_module_is_keyed_on_its_content(tmp_path, monkeypatch):
-    (tmp_path / "labreward_mod.py").write_text("def reward(p, c, **kw):\n    return [1.0] * len(c)\n")
+    (tmp_path / "labreward_mod.py").write_text(
+        "def reward(p, c, **kw):\n    return [1.0] * len(c)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg = FunctionConfig(name="r", path="labreward_mod")
     before = cfg.cache_key()["sha256"]
-    (tmp_path / "labreward_mod.py").write_text("def reward(p, c, **kw):\n    return [0.0] * len(c)\n")
+    (tmp_path / "labreward_mod.py").write_text(
+        "def reward(p, c, **kw):\n    return [0.0] * len(c)\n"
+    )
     assert cfg.cache_key()["sha256"] != before
