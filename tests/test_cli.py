@@ -139,3 +139,31 @@ def test_sweep_dry_run_and_bad_sweep_files(monkeypatch, capsys, study_file, tmp_
 def test_a_bad_option_value_is_a_usage_error_not_a_traceback(monkeypatch, capsys):
     code, _, err = run_cli(monkeypatch, capsys, "gridworld", "run", "coin-shop", "--seeds", "1")
     assert code == 2 and "Traceback" not in err and "--seeds" in err
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_run_with_a_message_and_keeps_finished_stages(tmp_path, signame):
+    import signal
+    import subprocess
+
+    cfg = tiny_config_dict(tmp_path)
+    cfg["rewards"][0]["epochs"] = 2000  # a reward-model stage long enough to be interrupted
+    path = tmp_path / "slow.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rewardlab.cli", "run", str(path), "--out", str(tmp_path / "run")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stdout:  # stdout reaches a pipe line by line
+        if line.startswith("[reward_model] building"):
+            break
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + getattr(signal, signame)
+    assert f"interrupted ({signame}); finished stages are kept" in err and "Traceback" not in err
+    cache = tmp_path / "cache"
+    finished = {p.name.split("-")[0] for p in cache.iterdir() if (p / "meta.json").is_file()}
+    assert finished == {"policy", "pool", "preferences"}
+    assert not [p for p in cache.iterdir() if ".tmp-" in p.name or p.name.startswith("reward")]

@@ -234,3 +234,30 @@ def test_an_occupied_out_folder_is_refused_unless_it_is_the_same_study(tiny_conf
         claim_run_dir(tiny_config, tmp_path / "afile")
     claim_run_dir(tiny_config, tmp_path / "new" / "run")  # new folders are made
     assert (tmp_path / "new" / "run").is_dir()
+
+
+def test_one_process_at_a_time_runs_in_a_run_folder(tiny_config, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from rewardlab import study
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen(  # another live run holding the folder
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)",
+         str(run / study.OWNER_LOCK)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        monkeypatch.setattr(study, "OWNER_WAIT_S", 0.5)
+        with pytest.raises(RewardLabError, match=r"run folder .*run is in use by another live"):
+            run_study(tiny_config, run, log=lambda m: None)
+    finally:
+        holder.kill()  # dies holding the lock: its lock file is left behind
+        holder.wait()
+    assert (run / study.OWNER_LOCK).is_file()
+    s = run_study(tiny_config, run, log=lambda m: None)  # the leftover holds nothing
+    assert built(s) and (run / "curves.csv").is_file()

@@ -1,6 +1,10 @@
 import json
 import multiprocessing as mp
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -185,3 +189,57 @@ def test_concurrent_requests_for_one_stage_build_it_once(tmp_path):
     assert len((tmp_path / "n").read_text().split()) == 1
     (stage,) = [p for p in (tmp_path / "c").iterdir() if p.name.startswith("s-")]
     assert (stage / "x.txt").read_text() == "done"
+
+
+def _children(pid: int) -> set[int]:
+    """Live processes whose parent is `pid` (read from /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_workers_die_with_a_killed_sweep(tmp_path):
+    path = write_sweep(tmp_path, {"seed": [0, 1]})
+    base = yaml.safe_load((tmp_path / "base.yaml").read_text())
+    base["rewards"][0]["epochs"] = 100000  # a study that would run for many minutes
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    out = tmp_path / "out"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "rewardlab.cli", "sweep", path, "--out", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    logs = [out / "studies" / sid / "log.txt" for sid in ("t-000", "t-001")]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(f.is_file() and "[reward_model] building" in f.read_text() for f in logs):
+            assert time.monotonic() < deadline and sweep.poll() is None
+            time.sleep(0.5)
+        workers = _children(sweep.pid)
+        assert len(workers) >= 2
+    finally:
+        sweep.kill()  # SIGKILL: the sweep can do nothing about its workers
+        sweep.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(w) for w in workers):
+        assert time.monotonic() < deadline, "a worker outlived its sweep"
+        time.sleep(0.2)
+    for f in logs:
+        assert "interrupted (SIGTERM)" in f.read_text()  # each unwound its study on the way out
+    cache = tmp_path / "cache"
+    assert not [p for p in cache.iterdir() if ".tmp-" in p.name]  # and removed its half stage

@@ -100,6 +100,45 @@ def verify(path: Path) -> dict:
     return meta
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: Path, timeout_s: float | None = None, on_wait=None, what: str = ""):
+    """Hold an exclusive ``flock`` on `path` (created if missing) for the ``with`` block.
+
+    The kernel releases the lock when its holder dies, so a killed process's leftover lock file
+    holds nothing. Another live holder is waited for (``on_wait()`` is called once), forever or
+    for `timeout_s` seconds.
+
+    Raises:
+        RewardLabError: the lock is still held after `timeout_s`; the message names `what`.
+    """
+    with path.open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            if timeout_s is None:
+                fcntl.flock(f, fcntl.LOCK_EX)
+            else:
+                deadline = time.monotonic() + timeout_s
+                while True:
+                    try:
+                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise RewardLabError(
+                                f"{what or path} is in use by another live process (its lock "
+                                f"{path} was still held after {timeout_s:g}s); wait for it to "
+                                "finish or stop it"
+                            ) from None
+                        time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class Cache:
     """Stage folders under `root`, reused when their key's hash matches."""
 
@@ -124,19 +163,14 @@ class Cache:
         extra = {"work": self.work_dir(name, key)} if resumable else {}
         return self.stage(name, key, lambda out: fn(**inputs, **extra, out=out))
 
-    @contextlib.contextmanager
     def _locked(self, name: str, h: str):
         """Hold the exclusive lock of stage `name`-`h`, logging when another holder is waited on."""
-        with (self.root / f".{name}-{h}.lock").open("a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.log(f"[{name}] waiting for another process building {name}-{h} ...")
-                fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        return exclusive_lock(
+            self.root / f".{name}-{h}.lock",
+            on_wait=lambda: self.log(
+                f"[{name}] waiting for another process building {name}-{h} ..."
+            ),
+        )
 
     def _cached(self, name: str, final: Path, h: str) -> StageResult | None:
         if not (final / META).exists():

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from rewardlab.errors import RewardLabError
+from rewardlab.errors import Interrupted, RewardLabError, unwind_on_signals
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 DEFAULT_CONFIG = "studies/quick.yaml"
@@ -145,17 +146,26 @@ def gridworld_run(
 
 
 def main() -> None:
-    """Entry point: bad input ends in one paragraph on stderr and exit code 2."""
+    """Entry point: bad input ends in one paragraph on stderr and exit code 2; SIGINT or SIGTERM
+    in a message and exit code 128 + the signal's number (130, 143)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.stdout.reconfigure(line_buffering=True)  # progress reaches a pipe or a log as it happens
+    unwind_on_signals()
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
     except RewardLabError as err:
         typer.echo(f"rewardlab: error: {err}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("rewardlab: interrupted; finished stages are kept and will be reused", err=True)
-        sys.exit(130)
+    except (Interrupted, KeyboardInterrupt) as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        typer.echo(
+            f"rewardlab: interrupted ({signal.Signals(signum).name}); finished stages are kept and "
+            "will be reused, the stage that was running was removed (a trained optimizer keeps "
+            "its checkpoints and resumes from them)",
+            err=True,
+        )
+        sys.exit(128 + signum)
     except Exception as err:  # usage errors of click (or of the click typer vendors)
         if callable(getattr(err, "show", None)) and isinstance(
             getattr(err, "exit_code", None), int
@@ -163,6 +173,8 @@ def main() -> None:
             err.show()
             sys.exit(err.exit_code)
         raise
+    if isinstance(rc, int) and rc:  # typer turns a KeyboardInterrupt it sees into 130
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rewardlab.cache import Cache, StageResult, copy_tree
+from rewardlab.cache import Cache, StageResult, copy_tree, exclusive_lock
 from rewardlab.common.io import read_parquet, write_atomic
 from rewardlab.config import PolicyConfig, PreferenceConfig, StudyConfig, TaskConfig, dump_config
 from rewardlab.errors import RewardLabError
@@ -166,6 +166,10 @@ class Study:
     summary: pd.DataFrame | None = None
 
 
+OWNER_LOCK = ".owner.lock"  # held by the one process running a study in a run folder
+OWNER_WAIT_S = 30.0  # how long a second process waits for it (a dying holder cleaning up)
+
+
 def default_run_dir(cfg: StudyConfig) -> Path:
     """A new folder ``runs/<study>__s<seed>__<YYYYmmdd-HHMMSS>__<6 hex digits>``, created here
     so that two runs started in the same second never share it."""
@@ -188,7 +192,7 @@ def claim_run_dir(cfg: StudyConfig, run_dir: Path) -> None:
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise RewardLabError(f"--out {run_dir} is a file, not a folder; give a folder")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and any(p.name != OWNER_LOCK for p in run_dir.iterdir()):
         cfg_file = run_dir / "config.yaml"
         if not cfg_file.is_file():
             raise RewardLabError(
@@ -215,6 +219,11 @@ def run_study(
     """
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
     claim_run_dir(cfg, run_dir)
+    with exclusive_lock(run_dir / OWNER_LOCK, timeout_s=OWNER_WAIT_S, what=f"run folder {run_dir}"):
+        return _run_study(cfg, run_dir, log)
+
+
+def _run_study(cfg: StudyConfig, run_dir: Path, log: Callable[[str], None]) -> Study:
     write_atomic(run_dir / "config.yaml", dump_config(cfg))
     device = resolve_device(cfg.device)
     task = cfg.task.load()

@@ -23,6 +23,8 @@ import copy
 import itertools
 import json
 import os
+import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -44,9 +46,10 @@ from rewardlab.config import (
     read_yaml_mapping,
     set_key,
 )
-from rewardlab.errors import RewardLabError
+from rewardlab.errors import Interrupted, RewardLabError, unwind_on_signals
 
 DONE = "done.json"
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
 
 
 class SweepConfig(Strict):
@@ -184,6 +187,10 @@ def run_point(config_json: str, run_dir: str, threads: int) -> dict:
 
         try:
             study = run_study(cfg, out, log=log)
+        except Interrupted as exc:  # stopped by the sweep (or by its death): cleaned up, now go
+            log(f"interrupted ({exc}); finished stages are kept")
+            logf.flush()
+            os._exit(128 + exc.signum)
         except Exception as exc:
             log(traceback.format_exc())
             msg = str(exc) if isinstance(exc, RewardLabError) else f"{type(exc).__name__}: {exc}"
@@ -195,11 +202,28 @@ def run_point(config_json: str, run_dir: str, threads: int) -> dict:
 # ---------------------------------------------------------------- backends
 
 
+def _worker_init(sweep_pid: int) -> None:
+    """A pool worker dies with its sweep, even one killed with SIGKILL (Linux's parent-death
+    signal, SIGTERM, which unwinds the study like ctrl-c); SIGINT from a terminal is left to the
+    sweep, which stops its workers with SIGTERM."""
+    unwind_on_signals()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != sweep_pid:  # the sweep died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _run_process(jobs: list[tuple[str, str, int]], workers: int, on_done: Callable) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )  # fmt: skip
     try:
         futs = {pool.submit(run_point, *job): job for job in jobs}
         for fut in as_completed(futs):
@@ -208,7 +232,9 @@ def _run_process(jobs: list[tuple[str, str, int]], workers: int, on_done: Callab
         procs = list((pool._processes or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in procs:
-            proc.terminate()
+            proc.terminate()  # SIGTERM: each unwinds its study (a half-built stage is removed)
+        for proc in procs:
+            proc.join(timeout=60)
         raise
     pool.shutdown()
 
