@@ -167,3 +167,30 @@ def test_a_signal_stops_the_run_with_a_message_and_keeps_finished_stages(tmp_pat
     finished = {p.name.split("-")[0] for p in cache.iterdir() if (p / "meta.json").is_file()}
     assert finished == {"policy", "pool", "preferences"}
     assert not [p for p in cache.iterdir() if ".tmp-" in p.name or p.name.startswith("reward")]
+
+
+def test_cache_verify_and_gc_recover_every_corrupt_stage_in_one_rerun(
+    monkeypatch, capsys, study_file, tmp_path
+):
+    assert (
+        run_cli(monkeypatch, capsys, "run", str(study_file), "--out", str(tmp_path / "r"))[0] == 0
+    )
+    cache = tmp_path / "cache"
+    models = sorted(cache.glob("reward_model-*"))
+    for m in models:  # every reward model damaged at once
+        (m / "model.safetensors").write_bytes(b"broken")
+    code, out, _ = run_cli(monkeypatch, capsys, "cache", "verify", str(cache))
+    assert code == 1 and f"{len(models)} corrupt" in out
+    assert all(str(m) in out for m in models)
+    code, out, _ = run_cli(monkeypatch, capsys, "cache", "gc", str(cache), "--dry-run")
+    assert code == 0 and all(m.is_dir() for m in models) and "would remove" in out
+    code, out, _ = run_cli(monkeypatch, capsys, "cache", "gc", str(cache))
+    assert code == 0 and not any(m.exists() for m in models)
+    code, out, _ = run_cli(monkeypatch, capsys, "cache", "list", str(cache))
+    assert code == 0 and "finished" in out and "corrupt" not in out
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "run", str(study_file), "--out", str(tmp_path / "r")
+    )
+    assert code == 0 and all((m / "meta.json").is_file() for m in models)  # one rerun: all back
+    code, out, _ = run_cli(monkeypatch, capsys, "cache", "verify", str(cache))
+    assert code == 0 and ", 0 corrupt" in out

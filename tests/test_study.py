@@ -261,3 +261,13 @@ def test_one_process_at_a_time_runs_in_a_run_folder(tiny_config, tmp_path, monke
     assert (run / study.OWNER_LOCK).is_file()
     s = run_study(tiny_config, run, log=lambda m: None)  # the leftover holds nothing
     assert built(s) and (run / "curves.csv").is_file()
+
+
+def test_rebuild_builds_the_stage_and_every_later_one(tiny_config, tmp_path):
+    run_study(tiny_config, tmp_path / "run", log=lambda m: None)
+    s = run_study(tiny_config, tmp_path / "run", log=lambda m: None, rebuild=["reward_model"])
+    assert built(s) == {"rm-rm-a", "rm-rm-b-m0", "rm-rm-b-m1", "pool-bon", "scores"}
+    s = run_study(tiny_config, tmp_path / "run", log=lambda m: None, rebuild=["scores"])
+    assert built(s) == {"scores"}
+    with pytest.raises(RewardLabError, match="--rebuild modle: not a stage; the stages are policy"):
+        run_study(tiny_config, tmp_path / "run", log=lambda m: None, rebuild=["modle"])

@@ -20,7 +20,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,11 +142,25 @@ def exclusive_lock(path: Path, timeout_s: float | None = None, on_wait=None, wha
 class Cache:
     """Stage folders under `root`, reused when their key's hash matches."""
 
-    def __init__(self, root: str | Path, log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        root: str | Path,
+        log: Callable[[str], None] = print,
+        rebuild: Collection[str] = (),
+    ):
+        """`rebuild`: stage names (``policy``, ``reward_model``, ...) built anew even when
+        cached, and with them every stage this cache is asked for after the first of them (their
+        keys hold the rebuilt stage's hash, which does not change, so they would be reused)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.log = log
         self.results: list[StageResult] = []
+        self.rebuild, self._forcing, self._rebuilt = set(rebuild), False, set()
+        stale = stale_temporaries(self.root)
+        for p in stale:
+            shutil.rmtree(p, ignore_errors=True)
+        if stale:
+            log(f"[cache] removed {len(stale)} temporary folder(s) of builds that died")
 
     def work_dir(self, name: str, key: dict) -> Path:
         """A folder that survives a failed build of stage (`name`, `key`), for resumable stages;
@@ -183,10 +197,19 @@ class Cache:
         """Return the stage folder for `key`, building it with ``build(tmp_folder)`` if missing."""
         h = digest({"stage": name, **key})
         final = self.root / f"{name}-{h}"
-        res = self._cached(name, final, h)
+        force = (self._forcing or name in self.rebuild) and h not in self._rebuilt
+        self._forcing = self._forcing or force
+        res = None if force else self._cached(name, final, h)
         if res is None:
             with self._locked(name, h):
-                res = self._cached(name, final, h) or self._build(name, key, h, final, build)
+                res = None if force else self._cached(name, final, h)
+                if res is None:
+                    if force:
+                        self.log(f"[{name}] rebuilding (asked to) ...")
+                        shutil.rmtree(final, ignore_errors=True)
+                        shutil.rmtree(self.root / f"{name}-{h}.partial", ignore_errors=True)
+                        self._rebuilt.add(h)
+                    res = self._build(name, key, h, final, build)
         self.results.append(res)
         return res
 
@@ -217,6 +240,116 @@ class Cache:
         shutil.rmtree(self.work_dir(name, key), ignore_errors=True)
         self.log(f"[{name}] built in {seconds:.1f}s  {final}")
         return StageResult(name, final, h, True, seconds)
+
+
+STALE_TMP = "temporary folder of a build that died"
+
+
+def _stage_of(p: Path) -> tuple[str, str] | None:
+    """(stage name, hash) of a cache entry's file name, or None for a name the cache never
+    writes: ``name-hash``, ``name-hash.partial``, ``.name-hash.lock``, ``.name-hash.tmp-...``."""
+    base = p.name.lstrip(".").split(".", 1)[0]
+    name, _, h = base.rpartition("-")
+    return (name, h) if name and len(h) == 12 else None
+
+
+def _free(lock: Path) -> bool:
+    """Whether no live process holds `lock` (a missing lock file is free)."""
+    if not lock.exists():
+        return True
+    with lock.open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+def stale_temporaries(root: str | Path) -> list[Path]:
+    """Temporary build folders at `root` whose stage lock no live process holds: their builder
+    died (a killed build cannot remove its own)."""
+    out = []
+    for p in sorted(Path(root).glob(".*.tmp-*")):
+        st = _stage_of(p)
+        if st is not None and _free(p.parent / f".{st[0]}-{st[1]}.lock"):
+            out.append(p)
+    return out
+
+
+def inventory(root: str | Path, verify_files: bool = False) -> list[dict]:
+    """Every entry of the cache at `root`: stage, hash, status, size in bytes, build seconds.
+
+    Status: ``finished``, ``corrupt`` (only with `verify_files`: a file differs from its
+    checksum, or is missing), ``unfinished`` (no ``meta.json``), ``partial`` (a resumable stage's
+    saved state), ``building`` (a temporary folder a live process holds) or ``stale`` (one of a
+    build that died), ``lock``.
+    """
+    rows = []
+    for p in sorted(Path(root).iterdir()):
+        st = _stage_of(p)
+        if st is None:
+            continue
+        lock, detail = p.parent / f".{st[0]}-{st[1]}.lock", ""
+        if p.name.endswith(".lock"):
+            status = "lock"
+        elif ".tmp-" in p.name:
+            status = "stale" if _free(lock) else "building"
+        elif p.name.endswith(".partial"):
+            status = "partial"
+        elif not (p / META).is_file():
+            status = "unfinished"
+        else:
+            status = "finished"
+            if verify_files:
+                try:
+                    verify(p)
+                except RewardLabError as err:
+                    status, detail = "corrupt", str(err)
+        size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
+        seconds = None
+        if status == "finished":
+            with contextlib.suppress(OSError, ValueError):
+                seconds = json.loads((p / META).read_text()).get("seconds")
+        rows.append(dict(stage=st[0], hash=st[1], status=status, bytes=size, seconds=seconds,
+                         path=str(p), detail=detail))  # fmt: skip
+    return rows
+
+
+def garbage(root: str | Path, verify_files: bool = True) -> list[tuple[Path, str]]:
+    """What `collect` removes from the cache at `root`, each with why: temporary folders of
+    builds that died, folders that never finished, corrupt ones (with `verify_files`), saved
+    state of stages since finished, and lock files of stages that no one is building."""
+    rows = inventory(root, verify_files)
+    finished = {(r["stage"], r["hash"]) for r in rows if r["status"] == "finished"}
+    busy = {(r["stage"], r["hash"]) for r in rows if r["status"] in ("building", "partial")}
+    busy -= finished  # a finished stage's saved state is garbage, and so is its lock
+    out = []
+    for r in rows:
+        p, st = Path(r["path"]), (r["stage"], r["hash"])
+        if r["status"] == "stale":
+            out.append((p, STALE_TMP))
+        elif r["status"] == "unfinished" and _free(p.parent / f".{st[0]}-{st[1]}.lock"):
+            out.append((p, "stage folder that never finished (no meta.json)"))
+        elif r["status"] == "corrupt":
+            out.append((p, "corrupt: " + r["detail"].split(" is corrupt: ", 1)[-1].split(";")[0]))
+        elif r["status"] == "partial" and st in finished:
+            out.append((p, "saved state of a stage since finished"))
+        elif r["status"] == "lock" and st not in busy and _free(p):
+            out.append((p, "lock file no live process holds"))
+    return out
+
+
+def collect(root: str | Path, dry_run: bool = False) -> list[tuple[Path, str]]:
+    """Remove `garbage` from the cache at `root` (nothing with `dry_run`); return what it was."""
+    found = garbage(root)
+    if not dry_run:
+        for p, _ in found:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+    return found
 
 
 FICLONE = 0x40049409  # ioctl of Linux: make `dst` share `src`'s extents, copy-on-write

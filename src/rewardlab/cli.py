@@ -36,6 +36,13 @@ def run(
             help="run folder (default runs/<study>__s<seed>__<time>__<suffix>); an occupied one must hold the same study"
         ),
     ] = None,
+    rebuild: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="build this stage anew, and every stage after it (repeatable): policy, pool, "
+            "preferences, reward_model, scores, rl, dpo"
+        ),
+    ] = None,
 ) -> None:
     """Run a study (resuming any finished stages) and write its run folder."""
     from rewardlab.config import load_config
@@ -45,7 +52,7 @@ def run(
     if task:
         overrides.append(f"task.name={task}")
     cfg = load_config(config, overrides)
-    study = run_study(cfg, out)
+    study = run_study(cfg, out, rebuild=rebuild or ())
     if study.reward_models is not None and len(study.reward_models):
         cols = ["stage", "member", "params", "train_pairs", "test_accuracy", "seconds"]
         typer.echo("\nreward models:\n" + study.reward_models[cols].to_string(index=False))
@@ -114,6 +121,66 @@ def sweep(
         cfg, out, backend=backend, workers=workers, address=address, source=str(sweep_file)
     )
     typer.echo(f"\nsweep folder: {folder}\nreport:       {folder / 'report.html'}")
+
+
+cache_app = typer.Typer(help="The stage cache: list it, verify its files, remove its garbage.")
+app.add_typer(cache_app, name="cache")
+CacheDir = Annotated[Path, typer.Argument(help="the cache folder (a study's cache_dir)")]
+
+
+def _existing(cache_dir: Path) -> Path:
+    if not cache_dir.is_dir():
+        raise RewardLabError(f"cache folder {cache_dir} does not exist")
+    return cache_dir
+
+
+@cache_app.command("list")
+def cache_list(cache_dir: CacheDir = Path("runs/cache")) -> None:
+    """Every stage folder, temporary folder and lock of the cache, with status and size."""
+    import pandas as pd
+
+    from rewardlab.cache import inventory
+
+    rows = pd.DataFrame(inventory(_existing(cache_dir)))
+    if not len(rows):
+        typer.echo(f"{cache_dir}: empty")
+        return
+    rows["MB"] = rows.pop("bytes") / 1e6
+    cols = ["stage", "hash", "status", "MB", "seconds"]
+    typer.echo(rows[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    counts = rows.status.value_counts().to_dict()
+    typer.echo(f"\n{len(rows)} entries, {rows.MB.sum():.1f} MB: {counts}")
+
+
+@cache_app.command("verify")
+def cache_verify(cache_dir: CacheDir = Path("runs/cache")) -> None:
+    """Check every finished stage's files against their checksums; exit 1 if any is corrupt."""
+    from rewardlab.cache import inventory
+
+    rows = [r for r in inventory(_existing(cache_dir), verify_files=True)
+            if r["status"] in ("finished", "corrupt")]  # fmt: skip
+    bad = [r for r in rows if r["status"] == "corrupt"]
+    for r in bad:
+        typer.echo(r["detail"])
+    typer.echo(f"{len(rows)} finished stages checked, {len(bad)} corrupt"
+               + (f" (`rewardlab cache gc {cache_dir}` removes them)" if bad else ""))  # fmt: skip
+    if bad:
+        raise typer.Exit(1)
+
+
+@cache_app.command("gc")
+def cache_gc(
+    cache_dir: CacheDir = Path("runs/cache"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list, remove nothing")] = False,
+) -> None:
+    """Remove temporary folders of dead builds, unfinished and corrupt stages, leftover saved
+    state and unheld locks; the next run rebuilds what it needs of them."""
+    from rewardlab.cache import collect
+
+    found = collect(_existing(cache_dir), dry_run=dry_run)
+    for p, why in found:
+        typer.echo(f"{'would remove' if dry_run else 'removed'} {p}: {why}")
+    typer.echo(f"{len(found)} {'to remove' if dry_run else 'removed'}")
 
 
 gridworld_app = typer.Typer(help="Reward-tampering gridworlds: run the thought experiments.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -207,27 +207,39 @@ def claim_run_dir(cfg: StudyConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+STAGES = ("policy", "pool", "preferences", "reward_model", "scores", "rl", "dpo")
+
+
 def run_study(
-    cfg: StudyConfig, run_dir: Path | None = None, log: Callable[[str], None] = print
+    cfg: StudyConfig,
+    run_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    rebuild: Collection[str] = (),
 ) -> Study:
-    """Run (or resume) every stage of `cfg`; mirror their folders into `run_dir`.
+    """Run (or resume) every stage of `cfg`; mirror their folders into `run_dir`. Stages named in
+    `rebuild` (of `STAGES`) are built anew, and so is every stage after the first of them. One
+    process at a time runs in a run folder.
 
     The run folder holds ``config.yaml`` (fully resolved), ``stages/<label>/`` (copies of the
     cached artifacts that later changes to the cache do not reach), ``rewards.csv`` (every
     reward: kind, parameters, what it was trained on), ``reward_models.csv`` (accuracy and size
     of every trained member), the curves and reports.
     """
+    unknown = sorted(set(rebuild) - set(STAGES))
+    if unknown:
+        raise RewardLabError(
+            f"--rebuild {', '.join(unknown)}: not a stage; the stages are {', '.join(STAGES)}"
+        )
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
     claim_run_dir(cfg, run_dir)
     with exclusive_lock(run_dir / OWNER_LOCK, timeout_s=OWNER_WAIT_S, what=f"run folder {run_dir}"):
-        return _run_study(cfg, run_dir, log)
+        return _run_study(cfg, run_dir, Cache(cfg.cache_dir, log=log, rebuild=rebuild), log)
 
 
-def _run_study(cfg: StudyConfig, run_dir: Path, log: Callable[[str], None]) -> Study:
+def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str], None]) -> Study:
     write_atomic(run_dir / "config.yaml", dump_config(cfg))
     device = resolve_device(cfg.device)
     task = cfg.task.load()
-    cache = Cache(cfg.cache_dir, log=log)
     study = Study(run_dir, cfg)
     seed = cfg.seed
 
