@@ -1,4 +1,6 @@
+import re
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -141,6 +143,68 @@ def test_a_bad_option_value_is_a_usage_error_not_a_traceback(monkeypatch, capsys
     assert code == 2 and "Traceback" not in err and "--seeds" in err
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("seed=[1", r"--set 'seed=\[1': the value '\[1' is not valid YAML \(expected ',' or '\]'"),
+        ("seed.x=1", r"--set seed.x: seed is a value \(0\), not a mapping, so it has no key 'x'"),
+        ("rewards.7.lr=1", r"rewards is a list of 2 items; '7' is not one of its indices"),
+        ("reward_models.x=1", r"keys of an earlier rewardlab: 'reward_models'"),
+        ("optimizers.0.rewards=[x]", r"optimizer 'bon' names unknown rewards \['x'\]; known"),
+    ],
+)
+def test_bad_overrides_are_one_short_paragraph(monkeypatch, capsys, study_file, override, message):
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(study_file), "--set", override)
+    assert code == 2
+    assert_one_paragraph(err)
+    assert re.search(message, err) and len(err) < 600  # the config itself is not dumped
+
+
+def test_an_empty_study_file_is_refused(monkeypatch, capsys, tmp_path):
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(tmp_path / "empty.yaml"))
+    assert code == 2 and "empty.yaml is empty" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_folder_as_task_lists_the_builtin_tasks(monkeypatch, capsys, study_file):
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(study_file), "--task", "some/dir")
+    assert code == 2
+    assert_one_paragraph(err)
+    assert "'some/dir': not a built-in task (arithmetic, sorting, topics)" in err
+
+
+def test_a_task_whose_make_task_raises(monkeypatch, capsys, study_file, tmp_path):
+    bad = tmp_path / "raising_task.py"
+    bad.write_text("def make_task(**kw):\n    raise ValueError('no data here')\n")
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(study_file), "--task", str(bad))
+    assert code == 2
+    assert_one_paragraph(err)
+    assert re.search(r"make_task\(\*\*\{.*\}\) raised ValueError: no data here", err)
+
+
+def test_negative_gridworld_timesteps_are_refused(monkeypatch, capsys, tmp_path):
+    out = tmp_path / "gw"
+    code, _, err = run_cli(monkeypatch, capsys, "gridworld", "run", "coin-shop", "--agent", "dqn",
+                           "--timesteps", "-5", "--out", str(out))  # fmt: skip
+    assert code == 2 and "--timesteps" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_task_with_the_wrong_number_of_gold_scores_fails_before_training(
+    monkeypatch, capsys, study_file, tmp_path
+):
+    task = tmp_path / "short_gold.py"
+    src = Path(__file__).parents[1] / "examples" / "tasks" / "reverse.py"
+    task.write_text(
+        src.read_text().replace("        return scores\n", "        return scores[:-1]\n")
+    )
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(study_file), "--task", str(task))
+    assert code == 2
+    assert_one_paragraph(err)
+    assert "gold" in err and not list((tmp_path / "cache").glob("policy-*"))
+
+
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_a_signal_stops_the_run_with_a_message_and_keeps_finished_stages(tmp_path, signame):
     import signal
@@ -194,3 +258,41 @@ def test_cache_verify_and_gc_recover_every_corrupt_stage_in_one_rerun(
     assert code == 0 and all((m / "meta.json").is_file() for m in models)  # one rerun: all back
     code, out, _ = run_cli(monkeypatch, capsys, "cache", "verify", str(cache))
     assert code == 0 and ", 0 corrupt" in out
+
+
+def _in_own_mount(tmp_path, mount_opts: str, args: list[str]):
+    """Run the CLI in a user and mount namespace with a tmpfs (`mount_opts`) on tmp_path/fs."""
+    import shlex
+    import shutil
+    import subprocess
+
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare(1) on this machine: cannot mount a small file system")
+    cmd = (f"mount -t tmpfs -o {mount_opts} tmpfs {shlex.quote(str(fs))} && exec "
+           + shlex.join([sys.executable, "-m", "rewardlab.cli", *args]))  # fmt: skip
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode:
+        pytest.skip(f"user namespaces not offered here: {probe.stderr.decode().strip()}")
+    return fs, subprocess.run(["unshare", "-rm", "sh", "-c", cmd], capture_output=True, text=True)
+
+
+def test_a_full_disk_is_one_paragraph(tmp_path):
+    cfg = tiny_config_dict(tmp_path)
+    cfg["cache_dir"] = str(tmp_path / "fs" / "cache")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(cfg))
+    _, res = _in_own_mount(
+        tmp_path, "size=200k", ["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "run")]
+    )
+    assert res.returncode == 2, res.stderr
+    assert_one_paragraph(res.stderr)
+    assert "No space left on device" in res.stderr and "free some space" in res.stderr
+
+
+def test_a_read_only_output_folder_is_one_paragraph(tmp_path, study_file):
+    args = ["run", str(study_file), "--out", str(tmp_path / "fs" / "run")]
+    _, res = _in_own_mount(tmp_path, "ro", args)
+    assert res.returncode == 2, res.stderr
+    assert_one_paragraph(res.stderr)
+    assert "Read-only file system" in res.stderr and "writable --out" in res.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -199,7 +200,7 @@ def gridworld_run(
         list[str] | None, typer.Option(help="agent (repeatable); default q-learning")
     ] = None,
     seeds: Annotated[int, typer.Option(min=2, help="independent seeds")] = 5,
-    timesteps: Annotated[int | None, typer.Option(help="training steps of DQN/PPO")] = None,
+    timesteps: Annotated[int | None, typer.Option(min=1, help="training steps of DQN/PPO")] = None,
     out: Annotated[Path | None, typer.Option(help="run folder")] = None,
 ) -> None:
     """Train agents over seeds, evaluate each condition, write table, plot and report."""
@@ -223,6 +224,17 @@ def main() -> None:
         rc = app(standalone_mode=False)
     except RewardLabError as err:
         typer.echo(f"rewardlab: error: {err}", err=True)
+        sys.exit(2)
+    except OSError as err:  # the machine, not the lab: a full disk, a read-only folder, ...
+        where = f" ({err.filename})" if err.filename else ""
+        hint = {errno.ENOSPC: "free some space", errno.EROFS: "give a writable --out",
+                errno.EACCES: "give a folder you may write to"}.get(err.errno, "")  # fmt: skip
+        typer.echo(
+            f"rewardlab: error: {err.strerror or err}{where}"
+            + (f"; {hint}" if hint else "")
+            + "; finished stages are kept and will be reused",
+            err=True,
+        )
         sys.exit(2)
     except (Interrupted, KeyboardInterrupt) as err:
         signum = getattr(err, "signum", signal.SIGINT)

@@ -169,23 +169,32 @@ class StudyConfig(Strict):
 
 
 def set_key(data: dict, dotted: str, value: Any, source: str) -> None:
+    """Set ``data[a][b]... = value`` for the dotted key ``a.b...`` (list items by index), making
+    missing mappings on the way; a key through a value that is neither a mapping nor a list, an
+    empty key part or a list index that is not there is a `RewardLabError` naming `source`."""
     keys = dotted.split(".")
+    if not all(keys):
+        raise RewardLabError(f"{source}: key {dotted!r} has an empty part")
     cur: Any = data
-    for i, k in enumerate(keys[:-1]):
+    for i, k in enumerate(keys):
+        where = ".".join(keys[:i]) or "the top level"
         if isinstance(cur, list):
-            try:
-                cur = cur[int(k)]
-            except (ValueError, IndexError):
+            if not (k.isdigit() and int(k) < len(cur)):
                 raise RewardLabError(
-                    f"{source}: no list item {k!r} in {'.'.join(keys[:i])}"
-                ) from None
-        else:
+                    f"{source}: {where} is a list of {len(cur)} items; {k!r} is not one of its "
+                    f"indices (0 to {len(cur) - 1})"
+                )
+            k = int(k)
+        elif not isinstance(cur, dict):
+            raise RewardLabError(
+                f"{source}: {where} is a value ({cur!r}), not a mapping, so it has no key {k!r}"
+            )
+        if i == len(keys) - 1:
+            cur[k] = value
+        elif isinstance(cur, dict):
             cur = cur.setdefault(k, {})
-    last = keys[-1]
-    if isinstance(cur, list):
-        cur[int(last)] = value
-    else:
-        cur[last] = value
+        else:
+            cur = cur[k]
 
 
 def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
@@ -195,7 +204,15 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
         if "=" not in item:
             raise RewardLabError(f"--set {item!r}: expected KEY=VALUE (for example seed=1)")
         key, raw = item.split("=", 1)
-        out.append((key.strip(), yaml.safe_load(raw) if raw else ""))
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise RewardLabError(
+                f"--set {item!r}: the value {raw!r} is not valid YAML ({problem}); quote a "
+                "string, close a list with ]"
+            ) from None
+        out.append((key.strip(), value))
     return out
 
 
@@ -222,9 +239,13 @@ def read_yaml_mapping(path: Path, what: str) -> dict:
     if not path.is_file():
         raise RewardLabError(f"{what} {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise RewardLabError(f"{what} {path} is not valid YAML: {exc}") from None
+    if data is None:  # not the defaults in disguise: an empty file is a mistake
+        raise RewardLabError(
+            f"{what} {path} is empty; give its keys (studies/quick.yaml is a complete example)"
+        )
     if not isinstance(data, dict):
         raise RewardLabError(f"{what} {path} must hold a mapping at the top level")
     return data
@@ -235,7 +256,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     source = str(path) if path else "(defaults)"
     data = read_yaml_mapping(Path(path), "config file") if path is not None else {}
     for key, value in parse_overrides(overrides or []):
-        set_key(data, key, value, source)
+        set_key(data, key, value, f"{source}, --set {key}")
     if overrides:
         source += " with --set " + " ".join(overrides)
     try:

@@ -42,11 +42,13 @@ def _load(name: str, params: dict) -> Task:
     if name in BUILTIN:
         factory = BUILTIN[name]
     else:
-        if not (name.endswith(".py") or "." in name or "/" not in name):
-            raise RewardLabError(f"unknown task {name!r}")
+        builtin = ", ".join(BUILTIN)
         if "/" in name and not name.endswith(".py"):
-            raise RewardLabError(f"unknown task {name!r}: a task file must end in .py")
-        module = import_user(name, "task", f" is not a built-in task ({', '.join(BUILTIN)}) and")
+            raise RewardLabError(
+                f"unknown task {name!r}: not a built-in task ({builtin}), and a task file must "
+                "end in .py"
+            )
+        module = import_user(name, "task", f" is not a built-in task ({builtin}) and")
         factory = getattr(module, "make_task", None)
         if factory is None:
             raise RewardLabError(f"task {name!r} defines no make_task(**params) function")
@@ -55,6 +57,10 @@ def _load(name: str, params: dict) -> Task:
     except TypeError as exc:
         raise RewardLabError(
             f"task {name!r} does not accept the parameters {params}: {exc}"
+        ) from None
+    except Exception as exc:
+        raise RewardLabError(
+            f"task {name!r}: make_task(**{params}) raised {type(exc).__name__}: {exc}"
         ) from None
     missing = [
         a
