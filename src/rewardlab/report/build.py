@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from rewardlab.common.html import img, table, write_page
@@ -141,10 +142,12 @@ def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
         proxy = "" if pd.isna(r.final_proxy) else f", while the proxy ends at {r.final_proxy:.2f}"
         if r.peak_step == 0:  # the base policy was the best measured: no trained checkpoint to name
             ckpt = " Gold never rose above the base policy's."
+        kl = (f"{r.final_kl:.2f} nats" if r.final_kl >= 0 else
+              f"0 nats (the k1 estimate, {r.final_kl:.2f}, is below 0 by sampling noise)")  # fmt: skip
         parts.append(
             f"{r.optimizer.upper()} on <b>{r.reward}</b>: gold peaks at {r.peak_gold:.2f} std (step {r.peak_step}, "
-            f"√KL = {r.peak_sqrt_kl:.2f}) and ends at {r.final_gold:.2f} (a fall of {r.gold_drop:.2f}) "
-            f"at KL = {max(r.final_kl, 0):.2f} nats{proxy}.{ckpt}"
+            f"√KL = {r.peak_sqrt_kl:.2f}) and ends at {r.final_gold:.2f} "
+            f"({_trained_fall(r, detail)}) at KL = {kl}{proxy}.{ckpt}"
         )
     rule = summary[(summary.reward == RULE) & sampled]
     if len(rule):
@@ -154,10 +157,47 @@ def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
         )
     parts.append(
         "KL of a trained policy is the k1 estimate from fresh samples; near the base policy it can "
-        "be slightly negative by sampling noise, and is then reported as 0. One seed: a second "
-        "seed is needed before comparing rewards whose intervals overlap."
+        "be slightly negative by sampling noise, and is then reported as 0. "
+        + _one_seed(learned, summary[~sampled])
     )
     return " ".join(f"<p>{p}</p>" for p in parts)
+
+
+def _trained_fall(r, detail: pd.DataFrame | None) -> str:
+    """The peak-to-final fall of a trained run, with a 95% interval from the standard errors of
+    the two measurements, se = √(se_peak² + se_final²) (measured on the same held-out prompts,
+    which are positively correlated, so this is the wider of the two readings)."""
+    if r.gold_drop <= 0:
+        return "no fall: the last measurement is the highest"
+    if detail is None or "gold_se_norm" not in detail:
+        return f"a fall of {r.gold_drop:.2f}"
+    run = detail[(detail.optimizer == r.optimizer) & (detail.reward == r.reward)]
+    se = run.set_index("step").gold_se_norm
+    if r.peak_step not in se.index:
+        return f"a fall of {r.gold_drop:.2f}"
+    half = 1.96 * float(np.hypot(se[r.peak_step], se[se.index.max()]))
+    lo, hi = r.gold_drop - half, r.gold_drop + half
+    if lo > 0:
+        return f"a fall of {r.gold_drop:.2f}, 95% over prompts {lo:.2f} to {hi:.2f}"
+    return (f"a fall of {r.gold_drop:.2f}, not distinguishable from zero: 95% over prompts "
+            f"{lo:.2f} to {hi:.2f}")  # fmt: skip
+
+
+def _one_seed(learned: pd.DataFrame, trained: pd.DataFrame) -> str:
+    """What of this one-seed reading a second seed is needed to trust."""
+    needs = []
+    if len(learned) > 1:
+        needs.append("the order of the reward models by peak and fall (each was trained once)")
+    if len(trained):
+        needs.append("every trained optimizer's curve and fall (one training run each)")
+    if not needs:
+        return "One seed."
+    return (
+        "One seed: the intervals are over prompts, so they hold the sampling noise of the "
+        "measurements but not the randomness of training. "
+        + "; ".join(needs).capitalize()
+        + ": a second seed (<code>--set seed=1</code>) is needed before they are trusted."
+    )
 
 
 def build_report(run_dir: str | Path) -> pd.DataFrame:
