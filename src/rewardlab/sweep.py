@@ -170,6 +170,7 @@ def run_point(config_json: str, run_dir: str, threads: int) -> dict:
     """
     import torch
 
+    from rewardlab import progress
     from rewardlab.study import run_study
 
     torch.set_num_threads(threads)
@@ -185,6 +186,7 @@ def run_point(config_json: str, run_dir: str, threads: int) -> dict:
             logf.write(msg + "\n")
             logf.flush()
 
+        progress.send_to(log)  # the study's progress lines into its own log
         try:
             study = run_study(cfg, out, log=log)
         except Interrupted as exc:  # stopped by the sweep (or by its death): cleaned up, now go

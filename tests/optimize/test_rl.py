@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from rewardlab import progress
 from rewardlab.config import StudyConfig
 from rewardlab.errors import RewardLabError
 from rewardlab.measure import kl_from_samples
@@ -142,7 +143,13 @@ def test_a_killed_rl_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch)
         return real(self, prompts, completions, **kw)
 
     monkeypatch.setattr(guard_mod.GuardedReward, "__call__", counting)
-    s = run_study(cfg, tmp_path / "run", log=lambda m: None)
+    notes = []
+    progress.send_to(notes.append)
+    try:
+        s = run_study(cfg, tmp_path / "run", log=lambda m: None)
+    finally:
+        progress.send_to(None)
+    assert "[grpo rule] resuming from its checkpoint at step 4 of 6" in notes  # announced
     curve = pd.read_csv(s.stages["grpo-rule"].path / "curve.csv")
     assert sorted(curve.step) == [0, 2, 4, 6]
     pd.testing.assert_frame_equal(curve[curve.step <= 4].reset_index(drop=True), done)

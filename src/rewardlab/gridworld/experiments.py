@@ -25,6 +25,7 @@ from rewardlab.gridworld.config import (
     world_constants,
 )
 from rewardlab.gridworld.report import plot_training, summarize, write_page
+from rewardlab.progress import bar
 from rewardlab.seeding import derive
 
 
@@ -148,6 +149,7 @@ def run_experiment(
     write_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     rows, curves = [], []
     t0 = time.perf_counter()
+    units = bar(total=len(agents) * seeds, desc=f"gridworld {name} (agent × seed)")
     for agent_name in agents:
         for seed in range(seeds):
             env = gym.make(exp.env_id)
@@ -182,6 +184,8 @@ def run_experiment(
                 for r in exp.rates:
                     row[f"{r}_per_episode"] = ev[r].mean() if r in ev else 0.0
                 rows.append(row)
+            units.update()
+    units.close()
     results = pd.DataFrame(rows)
     results.to_csv(out / "results.csv", index=False)
     if curves:  # the tabular agents' training episodes

@@ -20,6 +20,7 @@ import pandas as pd
 from transformers import PrinterCallback, ProgressCallback
 
 from rewardlab.cache import Cache, StageResult
+from rewardlab.progress import TrainerProgress
 from rewardlab.rewards.base import Reward
 from rewardlab.specs import SamplingConfig
 
@@ -85,12 +86,13 @@ def common_args(device: str) -> dict:
                 save_strategy="no", report_to=[])  # fmt: skip
 
 
-def train_and_keep(trainer, work: Path, out: Path, tok) -> None:
-    """Train (resuming from the last checkpoint in `work`), then write the artifact to `out`:
-    curve.csv, checkpoints/step-N/ (policy weights at each measurement), final/ and
-    trainer_log.json."""
+def train_and_keep(trainer, work: Path, out: Path, tok, desc: str = "train") -> None:
+    """Train (resuming from the last checkpoint in `work`, and saying so), then write the
+    artifact to `out`: curve.csv, checkpoints/step-N/ (policy weights at each measurement),
+    final/ and trainer_log.json. Progress is shown as `desc` (`progress.TrainerProgress`)."""
     from rewardlab.optimize.measurement import CURVE_FILE
 
+    trainer.add_callback(TrainerProgress(desc))
     ckpt = last_checkpoint(work / "trainer")
     # TRL writes a model card at every checkpoint (a third of a checkpoint's time here); the
     # checkpoints hold what resuming and the per-measurement weights need, and nothing else

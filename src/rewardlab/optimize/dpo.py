@@ -120,7 +120,7 @@ def stage_dpo(
                          processing_class=tok, callbacks=[measure])  # fmt: skip
     quiet(trainer, show)
     try:
-        train_and_keep(trainer, work, out, tok)
+        train_and_keep(trainer, work, out, tok, desc=f"dpo {cfg.loss_type}")
     finally:
         if guarded:
             guarded.close()

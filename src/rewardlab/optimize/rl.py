@@ -122,7 +122,7 @@ def stage_rl(
                       processing_class=tok, callbacks=[measure])  # fmt: skip
     quiet(trainer, show)
     try:
-        train_and_keep(trainer, work, out, tok)
+        train_and_keep(trainer, work, out, tok, desc=f"{cfg.kind} {reward.name}")
     finally:
         guarded.close()
     (out / "rewards.json").write_text(
