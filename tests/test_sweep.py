@@ -75,7 +75,10 @@ def test_expand_product_union_and_overrides(tmp_path):
         ({"grid": {"seed": []}}, "grid key 'seed' has no values"),
         ({"grid": {"seed": [0, "one"]}}, "study t-001 (seed=one): 'seed'"),
         ({"grid": {"rewards.0.colour": [1]}}, "unknown key 'rewards.0.colour'"),
-        ({"grid": {"rewards.3.epochs": [1]}}, "no list item '3'"),
+        (
+            {"grid": {"rewards.3.epochs": [1]}},
+            "rewards is a list of 1 items; '3' is not one of its indices",
+        ),
         ({"grid": {"pool.n": ["many"]}}, "'pool.n'"),
         ({"grid": {"seed": [0]}, "backend": "slurm"}, "'backend'"),
     ],

@@ -87,6 +87,24 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a finished run folder")
 
 
 @app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="finished run folders")],
+    out: Annotated[
+        Path | None, typer.Option(help="where to write (default runs/compare-<time>)")
+    ] = None,
+) -> None:
+    """Overlay the curves of separate runs: compare.png, compare.csv and a table of peaks."""
+    from datetime import datetime
+
+    from rewardlab.report.compare import compare as compare_runs
+
+    out = out or Path("runs") / f"compare-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    summary = compare_runs(runs, out)
+    typer.echo(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo(f"\nplot: {out / 'compare.png'}")
+
+
+@app.command()
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="sweep YAML (a base study and a grid)")],
     backend: Annotated[

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, model_validator
 from rewardlab.errors import RewardLabError
 from rewardlab.optimize import KINDS as OPTIMIZER_KINDS
 from rewardlab.optimize import OptimizerSpec
+from rewardlab.report.tracking import TrackingConfig
 from rewardlab.rewards import KINDS as REWARD_KINDS
 from rewardlab.rewards import RULE, RewardSpec
 from rewardlab.specs import Device, ModelSpec, SamplingConfig, Strict
@@ -127,6 +128,10 @@ class StudyConfig(Strict):
         default_factory=lambda: [{"kind": "bon"}],
         validate_default=True,
         description="optimizers (kind: bon, grpo, rloo, dpo), each at most once",
+    )
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig,
+        description="TensorBoard / W&B logging of the finished run's measurements (off)",
     )
 
     @model_validator(mode="before")

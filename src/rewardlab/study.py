@@ -37,6 +37,7 @@ from rewardlab.policy import sample_rows, train_sft
 from rewardlab.preferences import make_pairs
 from rewardlab.progress import bar
 from rewardlab.report.build import build_report, write_results
+from rewardlab.report.tracking import track
 from rewardlab.rewards import KINDS, RULE, Reward, RewardContext
 from rewardlab.rewards.base import columns_for
 from rewardlab.rewards.guard import GuardedReward
@@ -295,6 +296,8 @@ def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str
     curves, detail, fits = trained_rows(trained, scores, params, seed)
     write_results(run_dir, bon, curves, detail, fits)
     study.summary = build_report(run_dir)
+    for line in track(run_dir, cfg.tracking, cfg.model_dump(mode="json")):
+        log(f"[tracking] {line}")
     return study
 
 
