@@ -246,3 +246,58 @@ def test_workers_die_with_a_killed_sweep(tmp_path):
         assert "interrupted (SIGTERM)" in f.read_text()  # each unwound its study on the way out
     cache = tmp_path / "cache"
     assert not [p for p in cache.iterdir() if ".tmp-" in p.name]  # and removed its half stage
+
+
+def test_a_ray_cluster_sweep_survives_losing_a_worker_node(tmp_path):
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    path = write_sweep(tmp_path, {"seed": [0, 1, 2]}, cache_dir=str(tmp_path / "cache"))
+    base = yaml.safe_load((tmp_path / "base.yaml").read_text())
+    base["rewards"][0]["epochs"] = 150  # a stage long enough to be killed in
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    out = tmp_path / "out"
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # the head runs none
+    try:
+        doomed = cluster.add_node(num_cpus=1)
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        sweep = subprocess.Popen(
+            [sys.executable, "-m", "rewardlab.cli", "sweep", path, "--backend", "ray",
+             "--address", cluster.address, "--workers", "2", "--out", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        logs = [out / "studies" / f"t-00{i}" / "log.txt" for i in range(3)]
+        deadline = time.monotonic() + 180
+        while sum(f.is_file() and "[reward_model] building" in f.read_text() for f in logs) < 2:
+            assert time.monotonic() < deadline and sweep.poll() is None, sweep.stdout.read()
+            time.sleep(0.2)
+        cluster.remove_node(doomed, allow_graceful=False)  # both nodes were busy: one study dies
+        said, _ = sweep.communicate(timeout=600)
+    finally:
+        cluster.shutdown()
+    assert sweep.returncode == 0, said
+    studies = pd.read_csv(out / "studies.csv")
+    assert studies.ok.all() and len(studies) == 3
+    texts = [f.read_text() for f in logs]
+    starts = [t.count("[policy] building") + t.count("[policy] cached") for t in texts]
+    assert sorted(starts) == [1, 1, 2]  # the study on the lost node ran again, on the other
+    built = [line.split()[-1] for t in texts for line in t.splitlines() if " built in " in line]
+    assert len(built) == len(set(built))  # no stage was built twice
+    assert sorted(built) == sorted(str(p) for p in (tmp_path / "cache").glob("*-*") if
+                                   (p / "meta.json").is_file())  # fmt: skip
+    assert said.count(" done in ") == 3  # every study completed exactly once
+
+    pool = tmp_path / "pool"  # the same sweep on a process pool, from an empty cache of its own
+    pool.mkdir()
+    (pool / "base.yaml").write_text(yaml.safe_dump({**base, "cache_dir": str(pool / "cache")}))
+    sweep_cfg = yaml.safe_load(open(path))
+    (pool / "sweep.yaml").write_text(
+        yaml.safe_dump({**sweep_cfg, "cache_dir": str(pool / "cache")})
+    )
+    pool_out = run_sweep(
+        load_sweep(pool / "sweep.yaml"), pool / "out", workers=2, log=lambda m: None
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_csv(pool_out / "curves.csv"), pd.read_csv(out / "curves.csv")
+    )

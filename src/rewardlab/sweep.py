@@ -49,6 +49,7 @@ from rewardlab.config import (
 from rewardlab.errors import Interrupted, RewardLabError, unwind_on_signals
 
 DONE = "done.json"
+RAY_RETRIES = 3  # runs of a study whose Ray worker or node died, after the first
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
 
 
@@ -258,12 +259,22 @@ def _run_ray(
         else:
             ray.init(num_cpus=workers, **kw)
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
+        # a study whose worker or node dies is run again elsewhere (RAY_RETRIES times): it resumes
+        # from the shared cache; a study that fails by itself returns its error and is not retried
+        remote = ray.remote(num_cpus=1, max_retries=RAY_RETRIES)(run_point)
         refs = {remote.remote(*job): job for job in jobs}
         pending = list(refs)
+        t0 = time.perf_counter()
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
-            on_done(refs[ready[0]][1], ray.get(ready[0]))
+            try:
+                res = ray.get(ready[0])
+            except ray.exceptions.RayError as exc:  # retries spent: report it, go on
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                res = {"ok": False, "seconds": time.perf_counter() - t0,
+                       "error": f"lost to Ray after {RAY_RETRIES} retries: "
+                                f"{type(exc).__name__}: {first}"}  # fmt: skip
+            on_done(refs[ready[0]][1], res)
     finally:
         if started:
             ray.shutdown()
