@@ -293,3 +293,77 @@ def test_rebuild_builds_the_stage_and_every_later_one(tiny_config, tmp_path):
     assert built(s) == {"scores"}
     with pytest.raises(RewardLabError, match="--rebuild modle: not a stage; the stages are policy"):
         run_study(tiny_config, tmp_path / "run", log=lambda m: None, rebuild=["modle"])
+
+
+def _cli(cfg_path, out, env=None):
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "rewardlab.cli", "run", str(cfg_path), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+
+
+def test_sigkill_at_a_random_point_of_each_stage_then_resume_gives_the_same_curves(tmp_path):
+    """Kill the study with SIGKILL inside each stage in turn (at a seeded random point of the
+    stage's uninterrupted duration), resume each time; the final curves equal an uninterrupted
+    run's exactly."""
+    import random
+    import re
+    import time
+
+    import yaml
+
+    from tests.conftest import tiny_config_dict
+
+    def config(name):
+        d = tiny_config_dict(tmp_path)
+        d["cache_dir"] = str(tmp_path / name)
+        d["rewards"][0]["epochs"] = 40
+        d["optimizers"].append({"kind": "grpo", "steps": 6, "measure_every": 2,
+                                "prompts_per_step": 2, "generations": 4, "measure_prompts": 2,
+                                "measure_samples": 4, "rewards": ["rule", "rm-a"]})  # fmt: skip
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(d))
+        return path
+
+    ref = _cli(config("cache-ref"), tmp_path / "ref")
+    log, _ = ref.communicate(timeout=600)
+    assert ref.returncode == 0, log
+    builds = re.findall(r"^\[(\w+)\] built in ([\d.]+)s", log, re.M)  # in the order built
+    assert {"policy", "pool", "preferences", "reward_model", "scores", "rl"} <= {
+        b for b, _ in builds
+    }
+
+    rng, path, killed = random.Random(0), config("cache-faults"), set()
+    cache = tmp_path / "cache-faults"
+    for _ in range(3 * len(builds)):
+        finished = (
+            sum((p / "meta.json").is_file() for p in cache.glob("*")) if cache.is_dir() else 0
+        )
+        # this run builds builds[finished], builds[finished + 1], ...: kill inside the first one
+        # not yet killed in, at a random point of its uninterrupted duration
+        target = min((i for i in range(finished, len(builds)) if i not in killed), default=None)
+        proc, seen = _cli(path, tmp_path / "run"), finished - 1
+        for line in proc.stdout:
+            if target is not None and line.endswith("building ...\n"):
+                seen += 1
+                if seen == target:
+                    time.sleep(rng.uniform(0, float(builds[target][1])))
+                    proc.kill()
+                    killed.add(target)
+                    break
+        proc.wait()
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -9, proc.stdout.read()
+    assert proc.returncode == 0
+    # a stage of a few milliseconds may finish before the kill lands, and the next with it; every
+    # kind of stage, and every build that lasts, was a target
+    assert {builds[i][0] for i in killed} == {b for b, _ in builds}
+    assert {i for i, (_, sec) in enumerate(builds) if float(sec) >= 0.2} <= killed
+    ref_curves = pd.read_csv(tmp_path / "ref" / "curves.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "curves.csv"), ref_curves,
+                                  check_exact=True)  # fmt: skip
+    assert not list((tmp_path / "cache-faults").glob(".*.tmp-*"))  # no dead build left behind
