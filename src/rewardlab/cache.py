@@ -7,7 +7,9 @@ checksums is reported as corrupt.
 
 Several processes (a sweep's workers, on one machine or on a cluster sharing the folder) may ask
 for the same stage at once: the builder holds an exclusive lock on ``.<stage>-<hash>.lock``
-(``fcntl.flock``) and the others wait for it, then find the finished folder.
+(``fcntl.flock``) and the others wait for it, then find the finished folder. A temporary folder
+whose lock no live process holds is a dead build's: removed when a cache opens. `inventory`,
+`garbage` and `collect` are the housekeeping behind ``rewardlab cache``.
 """
 
 from __future__ import annotations

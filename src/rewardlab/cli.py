@@ -246,7 +246,9 @@ def main() -> None:
     except OSError as err:  # the machine, not the lab: a full disk, a read-only folder, ...
         where = f" ({err.filename})" if err.filename else ""
         hint = {errno.ENOSPC: "free some space", errno.EROFS: "give a writable --out",
-                errno.EACCES: "give a folder you may write to"}.get(err.errno, "")  # fmt: skip
+                errno.EACCES: "give a folder you may write to",
+                errno.ENOLCK: "this file system offers no flock locks: put cache_dir on one "
+                              "that does, or give each node its own cache"}.get(err.errno, "")  # fmt: skip
         typer.echo(
             f"rewardlab: error: {err.strerror or err}{where}"
             + (f"; {hint}" if hint else "")
