@@ -359,10 +359,10 @@ def test_sigkill_at_a_random_point_of_each_stage_then_resume_gives_the_same_curv
             break
         assert proc.returncode == -9, proc.stdout.read()
     assert proc.returncode == 0
-    # a stage of a few milliseconds may finish before the kill lands, and the next with it; every
-    # kind of stage, and every build that lasts, was a target
-    assert {builds[i][0] for i in killed} == {b for b, _ in builds}
-    assert {i for i, (_, sec) in enumerate(builds) if float(sec) >= 0.2} <= killed
+    # a stage of a few milliseconds (preferences, a small pool) may finish before the kill lands,
+    # and the next with it; every build that lasts 0.2 s or more was a target
+    lasting = {i for i, (_, sec) in enumerate(builds) if float(sec) >= 0.2}
+    assert lasting <= killed and {builds[i][0] for i in lasting} >= {"reward_model", "rl"}
     ref_curves = pd.read_csv(tmp_path / "ref" / "curves.csv")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "curves.csv"), ref_curves,
                                   check_exact=True)  # fmt: skip

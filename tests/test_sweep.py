@@ -254,7 +254,7 @@ def test_a_ray_cluster_sweep_survives_losing_a_worker_node(tmp_path):
 
     path = write_sweep(tmp_path, {"seed": [0, 1, 2]}, cache_dir=str(tmp_path / "cache"))
     base = yaml.safe_load((tmp_path / "base.yaml").read_text())
-    base["rewards"][0]["epochs"] = 150  # a stage long enough to be killed in
+    base["rewards"][0]["epochs"] = 600  # a stage of seconds: both nodes are inside one at the kill
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
     out = tmp_path / "out"
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # the head runs none

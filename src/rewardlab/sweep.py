@@ -198,6 +198,8 @@ def run_point(config_json: str, run_dir: str, threads: int) -> dict:
             log(traceback.format_exc())
             msg = str(exc) if isinstance(exc, RewardLabError) else f"{type(exc).__name__}: {exc}"
             return {"ok": False, "error": msg, "seconds": time.perf_counter() - t0}
+        finally:
+            progress.send_to(None)  # this worker's next study logs elsewhere
     stages = {k: round(r.seconds, 2) for k, r in study.stages.items() if r.built}
     return {"ok": True, "seconds": time.perf_counter() - t0, "built": stages}
 
