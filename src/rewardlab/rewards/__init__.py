@@ -8,17 +8,39 @@ from typing import Annotated
 
 from pydantic import Field
 
-from rewardlab.rewards import ensemble, function, learned, rule
+from rewardlab.rewards import (
+    classifier,
+    demos,
+    ensemble,
+    function,
+    learned,
+    likelihood_ratio,
+    rule,
+)
 from rewardlab.rewards.base import RULE, Reward, RewardContext
 from rewardlab.rewards.ensemble import REDUCERS, EnsembleReward, reduce_scores
 from rewardlab.rewards.function import FunctionReward
 from rewardlab.rewards.learned import LearnedReward, train_reward_model
 from rewardlab.rewards.rule import RuleReward
 
-KINDS = {"rule": rule, "learned": learned, "ensemble": ensemble, "function": function}
+KINDS = {
+    "rule": rule,
+    "learned": learned,
+    "ensemble": ensemble,
+    "function": function,
+    "classifier": classifier,
+    "demos": demos,
+    "likelihood_ratio": likelihood_ratio,
+}
 
 RewardSpec = Annotated[
-    rule.Config | learned.Config | ensemble.Config | function.Config,
+    rule.Config
+    | learned.Config
+    | ensemble.Config
+    | function.Config
+    | classifier.Config
+    | demos.Config
+    | likelihood_ratio.Config,
     Field(discriminator="kind"),
 ]
 
