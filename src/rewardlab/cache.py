@@ -65,6 +65,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class KeyedTable:
+    """A table as a stage input, keyed by the SHA-256 of its CSV (so a stage trained on data made
+    during a run, such as a refreshed reward model's policy samples, is cached by content)."""
+
+    def __init__(self, df):
+        self.df = df.reset_index(drop=True)
+
+    def cache_key(self) -> dict:
+        blob = self.df.to_csv(index=False).encode()
+        return {"table_sha256": hashlib.sha256(blob).hexdigest(), "rows": len(self.df)}
+
+
 @dataclass
 class StageResult:
     """A finished stage: its folder, its hash, and whether this call built it."""

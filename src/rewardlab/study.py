@@ -254,7 +254,7 @@ def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str
     prefs = cache.run("preferences", stage_preferences, cfg=pc, pool=pref_pool, seed=seed)
     study.stages.update({"policy": pol, "pool-preferences": pref_pool, "preferences": prefs})
 
-    rctx = RewardContext(task, cfg.task, seed, cache, pol, prefs, device, log)
+    rctx = RewardContext(task, cfg.task, seed, cache, pol, prefs, device, log, preference_cfg=pc)
     rewards: dict[str, Reward] = {}
     for spec in cfg.rewards:
         for r in KINDS[spec.kind].build(spec, rctx):
@@ -280,6 +280,7 @@ def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str
         task, cfg.task, seed, cache, pol, prefs, rewards, cfg.sampling,
         train_prompts=lambda n: split_prompts(task, "rl", n, seed),
         eval_prompts=lambda n: split_prompts(task, "bon", n, seed), scores=scores, device=device,
+        split_prompts=lambda split, n: split_prompts(task, split, n, seed),
     )  # fmt: skip
     bon, trained = None, []
     for o in cfg.optimizers:

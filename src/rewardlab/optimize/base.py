@@ -44,6 +44,7 @@ class OptimizerContext:
     eval_prompts: Callable[[int], list[str]]  # n -> held-out prompts (those of the pool)
     scores: pd.DataFrame  # the base policy's pool, one column per reward (the rule's: gold)
     device: str = "cpu"
+    split_prompts: Callable[[str, int], list[str]] | None = None  # (split, n) -> its n prompts
     stages: dict[str, StageResult] = field(default_factory=dict)
 
     def stage(self, label: str, name: str, fn: Callable[..., None], **inputs) -> StageResult:

@@ -11,16 +11,19 @@ Gao et al. 2022 use no KL penalty (beta = 0), the default.
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rewardlab.cache import StageResult
+from rewardlab.errors import RewardLabError
 from rewardlab.optimize.base import OptimizerContext, Trained, common_args, quiet, train_and_keep
 from rewardlab.optimize.measurement import CURVE_FILE, Measure, max_tokens
+from rewardlab.optimize.refresh import LOG_FILE, SAMPLES_FILE, Refresh
 from rewardlab.progress import progress_shown
 from rewardlab.rewards.base import Reward, columns_for
 from rewardlab.rewards.guard import GuardedReward
@@ -54,6 +57,21 @@ class Config(Strict):
     reward_timeout_s: float = Field(
         120.0, gt=0, description="a reward run in its own process slower than this stops the run"
     )
+    refresh_every: int | None = Field(
+        None, ge=1, description="retrain the (learned) reward every this many steps on its data "
+        "plus the current policy's samples (optimize.refresh); null: never",
+    )  # fmt: skip
+    refresh_prompts: int = Field(16, ge=1, description="prompts sampled at each refresh")
+    refresh_samples: int = Field(4, ge=2, description="samples per prompt at each refresh")
+
+    @model_validator(mode="after")
+    def _refresh_fits(self) -> Config:
+        if self.refresh_every is not None and self.refresh_every >= self.steps:
+            raise ValueError(
+                f"refresh_every={self.refresh_every} is not shorter than the run (steps="
+                f"{self.steps}): the reward would never be refreshed"
+            )
+        return self
 
 
 def stage_rl(
@@ -68,9 +86,11 @@ def stage_rl(
     device: str,
     work: Path,
     out: Path,
+    refresh_prompts: list[str] | None = None,
 ) -> None:
     """Run GRPO or RLOO on the base policy against `reward`; state in `work` (resumable); the
-    artifact in `out` (`base.train_and_keep`) plus rewards.json (calls, skipped samples).
+    artifact in `out` (`base.train_and_keep`) plus rewards.json (calls, skipped samples), and
+    with `cfg.refresh_every` the reward refreshed on `refresh_prompts` (`optimize.refresh`).
 
     The training dataset holds the prompts and the task's per-prompt columns, which TRL hands to
     the reward as keyword arguments with its own (``completion_ids``, ``trainer_state``, ...).
@@ -118,13 +138,22 @@ def stage_rl(
         sampling=sampling, prompts=eval_prompts, samples=cfg.measure_samples, reward=guarded,
         seed=seed, columns=columns_for(task, eval_prompts),
     )  # fmt: skip
+    callbacks = [measure]  # measure first: a step's measurement uses the reward of that step
+    if cfg.refresh_every:
+        callbacks.append(Refresh(cfg.refresh_every, reward, guarded, work, tok=tok, task=task,
+                                 prompts=refresh_prompts, samples=cfg.refresh_samples,
+                                 limit=max_tokens(sampling, task),
+                                 temperature=sampling.temperature, seed=seed))  # fmt: skip
     trainer = Trainer(model=model, reward_funcs=guarded, args=args, train_dataset=dataset,
-                      processing_class=tok, callbacks=[measure])  # fmt: skip
+                      processing_class=tok, callbacks=callbacks)  # fmt: skip
     quiet(trainer, show)
     try:
         train_and_keep(trainer, work, out, tok, desc=f"{cfg.kind} {reward.name}")
     finally:
         guarded.close()
+    for f in (LOG_FILE, SAMPLES_FILE):
+        if (work / f).is_file():
+            shutil.copy2(work / f, out / f)
     (out / "rewards.json").write_text(
         json.dumps({"reward": reward.name, "calls": guarded.calls, "skipped": guarded.skipped})
     )
@@ -135,13 +164,27 @@ def run(cfg: Config, ctx: OptimizerContext) -> list[Trained]:
     out = []
     train = ctx.train_prompts(cfg.steps * cfg.prompts_per_step)
     held_out = ctx.eval_prompts(cfg.measure_prompts)
+    extra = {}
+    if cfg.refresh_every:
+        extra["refresh_prompts"] = ctx.split_prompts("refresh", cfg.refresh_prompts)
+        fixed = [n for n in cfg.rewards if ctx.rewards[n].refresh is None]
+        if fixed:
+            raise RewardLabError(
+                f"{cfg.kind}: refresh_every is set, but {fixed} cannot be retrained (refresh "
+                "works for kinds learned, classifier and demos)"
+            )
     for name in cfg.rewards:
         reward = ctx.rewards[name]
         label = f"{cfg.kind}-{name.replace('/', '-')}"
         res = ctx.stage(label, "rl", stage_rl, cfg=cfg.model_copy(update={"rewards": []}),
                         reward=reward, policy=ctx.policy, task_cfg=ctx.task_cfg,
                         sampling=ctx.sampling, train_prompts=train, eval_prompts=held_out,
-                        seed=ctx.seed, device=ctx.device)  # fmt: skip
+                        seed=ctx.seed, device=ctx.device, **extra)  # fmt: skip
+        if (res.path / LOG_FILE).is_file():  # the refreshed models, named in the run folder
+            for e in json.loads((res.path / LOG_FILE).read_text()):
+                ctx.stages[f"{label}-refresh-{e['step']}"] = StageResult(
+                    "reward_model", Path(e["path"]), e["stage"], False, 0.0
+                )
         raw = pd.read_csv(res.path / CURVE_FILE)
         out.append(Trained(cfg.kind, name, name, label, raw, beta=cfg.beta))
     return out

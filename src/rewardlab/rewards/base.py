@@ -52,6 +52,10 @@ class Reward:
         params: trainable parameters (0 for a rule or a function).
         meta: more columns for ``rewards.csv`` (what it was trained on, its reducer, ...).
         isolate: run it in a child process that can be stopped (code the lab did not write).
+        refresh: for a learned reward that can be retrained during RL, ``refresh(samples) ->
+            (fn, stage, gold_calls)``: the reward retrained on its own data plus `samples`
+            (columns prompt, completion, gold, step: the policy's samples so far), the stage
+            that holds it, and the gold labels that retraining used.
     """
 
     name: str
@@ -61,6 +65,7 @@ class Reward:
     params: int = 0
     meta: dict = field(default_factory=dict)
     isolate: bool = False
+    refresh: Callable[[Any], tuple[RewardFn, StageResult, int]] | None = None
 
     def cache_key(self) -> Any:
         return {"reward": self.name, "kind": self.kind, "key": self.key}
@@ -83,6 +88,7 @@ class RewardContext:
     device: str = "cpu"
     log: Callable[[str], None] = print
     stages: dict[str, StageResult] = field(default_factory=dict)
+    preference_cfg: Any = None  # how the study labels pairs (refreshed pairs are labelled alike)
 
     def stage(self, label: str, name: str, fn: Callable[..., None], **inputs) -> StageResult:
         """Build stage `name` via the cache and record it under `label` for the run folder."""

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from rewardlab.cache import StageResult
+from rewardlab.cache import KeyedTable, StageResult
 from rewardlab.errors import RewardLabError
 from rewardlab.models import build_reward_model, count_params, positions_for
 from rewardlab.policy import encode
@@ -145,17 +145,22 @@ def new_model(spec: ModelSpec, tok, prompts: Sequence[str], task, device: str):
 
 
 def stage_classifier(
-    cfg: dict, task_cfg, preferences: StageResult, seed: int, device: str, out: Path
-) -> None:
+    cfg: dict, task_cfg, preferences: StageResult, seed: int, device: str, out: Path,
+    extra: KeyedTable | None = None,
+) -> None:  # fmt: skip
     """Label the samples of the training pairs good (gold > threshold) or bad, flip each label
     with probability `flip_rate` (stream (seed, "classifier", "flips")), train; held-out
-    accuracy on the test pairs' samples against their true labels."""
+    accuracy on the test pairs' samples against their true labels. `extra`: more samples
+    (prompt, completion, gold: a refresh's), labelled with the same threshold, saved beside."""
     cfg = Config(name="training", **cfg)
     task = task_cfg.load()
     rng = seed_everything(seed, "classifier")
     train, test = split_pairs(preferences, cfg.train_pairs, "a classifier")
     tr, te = labelled_samples(train), labelled_samples(test)
     threshold = float(tr.gold.median()) if cfg.threshold is None else cfg.threshold
+    if extra is not None:
+        tr = pd.concat([tr, extra.df[["prompt", "completion", "gold"]]], ignore_index=True)
+        extra.df.to_parquet(out / "refresh_samples.parquet")
     true = (tr.gold > threshold).to_numpy()
     flips = seed_everything(seed, "classifier", "flips").random(len(true)) < cfg.flip_rate
     labels = np.where(flips, ~true, true)
@@ -173,6 +178,19 @@ def stage_classifier(
     save_classifier(model, tok, metrics, out)
 
 
+def refresher(cfg: Config, ctx: RewardContext):
+    """`Reward.refresh`: the policy's samples, labelled by gold (one gold call each) with the
+    study's threshold, join the training samples; the classifier is retrained from scratch."""
+
+    def refresh(samples: pd.DataFrame):
+        res = ctx.cache.run("reward_model", stage_classifier, cfg=cfg.training(),
+                            task_cfg=ctx.task_cfg, preferences=ctx.preferences, seed=ctx.seed,
+                            device=ctx.device, extra=KeyedTable(samples))  # fmt: skip
+        return LearnedReward(res.path, device=ctx.device), res, len(samples)
+
+    return refresh
+
+
 def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
     """Train on the study's labelled samples; score with the standardised logit."""
     res = ctx.stage(f"rm-{cfg.name}", "reward_model", stage_classifier, cfg=cfg.training(),
@@ -183,4 +201,5 @@ def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
                 gold_calls=met["gold_calls"], test_accuracy=met["test_accuracy"], members=1,
                 model=json.dumps(cfg.model.model_dump(mode="json"), sort_keys=True))  # fmt: skip
     fn = LearnedReward(res.path, device=ctx.device)
-    return [Reward(cfg.name, "classifier", fn, {"stages": [res.hash]}, met["params"], meta)]
+    return [Reward(cfg.name, "classifier", fn, {"stages": [res.hash]}, met["params"], meta,
+                   refresh=refresher(cfg, ctx))]  # fmt: skip

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from rewardlab.cache import StageResult
+from rewardlab.cache import KeyedTable, StageResult
 from rewardlab.errors import RewardLabError
 from rewardlab.models import count_params
 from rewardlab.preferences import split_pairs
@@ -130,17 +130,20 @@ class Config(RewardBase):
 
 def stage_discriminator(
     cfg: dict, task_cfg, preferences: StageResult, seed: int, device: str, out: Path,
-    negatives: pd.DataFrame | None = None,
+    extra: KeyedTable | None = None,
 ) -> None:  # fmt: skip
     """Train D on demonstrations (label 1) against base-policy samples (label 0), seeded by the
-    stream (seed, "demos"); held-out accuracy on held-out prompts of both. `negatives` replaces
-    the base-policy samples (a refresh: the current policy's)."""
+    stream (seed, "demos"); held-out accuracy on held-out prompts of both. `extra`: more
+    negatives (a refresh: the policy's own samples, adversarial imitation), saved beside."""
     cfg = Config(name="training", **cfg)
     task = task_cfg.load()
     rng = seed_everything(seed, "demos")
     tok = build_tokenizer(task.vocab)
     d = demonstrations(cfg.demos, task_cfg, preferences, seed, tok)
-    neg = d["neg"] if negatives is None else negatives
+    neg = d["neg"]
+    if extra is not None:
+        neg = pd.concat([neg, extra.df[["prompt", "completion"]]], ignore_index=True)
+        extra.df.to_parquet(out / "refresh_samples.parquet")
     x = pd.concat([d["pos"], neg], ignore_index=True)
     labels = np.r_[np.ones(len(d["pos"])), np.zeros(len(neg))]
     tx = pd.concat([d["test_pos"], d["test_neg"]], ignore_index=True)
@@ -159,6 +162,19 @@ def stage_discriminator(
     save_classifier(model, tok, metrics, out)
 
 
+def refresher(cfg: Config, ctx: RewardContext):
+    """`Reward.refresh` (adversarial imitation): the policy's samples join the negatives and the
+    discriminator is retrained from scratch; no gold call."""
+
+    def refresh(samples: pd.DataFrame):
+        res = ctx.cache.run("reward_model", stage_discriminator, cfg=cfg.training(),
+                            task_cfg=ctx.task_cfg, preferences=ctx.preferences, seed=ctx.seed,
+                            device=ctx.device, extra=KeyedTable(samples))  # fmt: skip
+        return LearnedReward(res.path, device=ctx.device), res, 0
+
+    return refresh
+
+
 def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
     """Train the discriminator; score with its standardised logit."""
     res = ctx.stage(f"rm-{cfg.name}", "reward_model", stage_discriminator, cfg=cfg.training(),
@@ -169,4 +185,5 @@ def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
                 gold_calls=met["gold_calls"], test_accuracy=met["test_accuracy"], members=1,
                 model=json.dumps(cfg.model.model_dump(mode="json"), sort_keys=True))  # fmt: skip
     fn = LearnedReward(res.path, device=ctx.device)
-    return [Reward(cfg.name, "demos", fn, {"stages": [res.hash]}, met["params"], meta)]
+    return [Reward(cfg.name, "demos", fn, {"stages": [res.hash]}, met["params"], meta,
+                   refresh=refresher(cfg, ctx))]  # fmt: skip

@@ -22,7 +22,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from rewardlab.cache import StageResult
+from rewardlab.cache import KeyedTable, StageResult
 from rewardlab.errors import RewardLabError
 from rewardlab.models import (
     build_reward_model,
@@ -33,9 +33,9 @@ from rewardlab.models import (
     to_device,
 )
 from rewardlab.policy import Encoded, by_length, encode
-from rewardlab.preferences import split_pairs
+from rewardlab.preferences import make_pairs, split_pairs
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
-from rewardlab.seeding import seed_everything
+from rewardlab.seeding import derive, seed_everything
 from rewardlab.specs import ModelSpec
 from rewardlab.tasks import build_tokenizer
 from rewardlab.training import minibatch_train
@@ -267,14 +267,19 @@ def stage_reward_model(
     seed: int,
     device: str,
     out: Path,
+    extra: KeyedTable | None = None,
 ) -> None:
     """Train member `member` of a reward model (`cfg` = `Config.training()`), seeded by the
     stream (seed, "reward_model", member); write the model, its tokenizer, the score
-    normalisation and metrics."""
+    normalisation and metrics. `extra`: more training pairs (a refresh's, put first so that
+    early stopping holds out the study's own pairs), saved beside the model."""
     cfg = Config(name="training", **cfg)
     task = task_cfg.load()
     rng = seed_everything(seed, "reward_model", member)
     train, test = split_pairs(preferences, cfg.train_pairs, "a reward model")
+    if extra is not None:
+        train = pd.concat([extra.df[train.columns], train], ignore_index=True)
+        extra.df.to_parquet(out / "refresh_pairs.parquet")
     if policy is not None:  # initialised from the base policy: its tokenizer and body
         tok = load_tokenizer(policy.path)
     elif cfg.model.path:
@@ -337,12 +342,30 @@ def reward_meta(cfg: Config, trained: list[tuple[StageResult, dict]]) -> dict:
     )
 
 
+def refresher(cfg: Config, ctx: RewardContext):
+    """`Reward.refresh` of a Bradley-Terry model (iterated RLHF): the policy's samples are paired
+    per prompt and labelled by gold as the study's pairs are (`make_pairs` with the study's
+    preference config), and the model is retrained from scratch on those pairs and the study's.
+    Every sample is a gold call."""
+
+    def refresh(samples: pd.DataFrame):
+        pool = samples.assign(prompt_id=pd.factorize(samples.prompt)[0])
+        rng = np.random.default_rng(derive(ctx.seed, "refresh", "pairs", len(samples)))
+        pairs = make_pairs(pool, ctx.preference_cfg, rng).assign(split="train")
+        res = ctx.cache.run("reward_model", stage_reward_model, cfg=cfg.training(), member=0,
+                            task_cfg=ctx.task_cfg, preferences=ctx.preferences,
+                            policy=ctx.policy if cfg.init_from_policy else None, seed=ctx.seed,
+                            device=ctx.device, extra=KeyedTable(pairs))  # fmt: skip
+        return LearnedReward(res.path, device=ctx.device), res, len(samples)
+
+    return refresh
+
+
 def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
     """Train the model on the study's preference pairs; score with `LearnedReward`."""
     trained = train_members(cfg, 1, ctx)
     ((res, met),) = trained
     fn = LearnedReward(res.path, device=ctx.device)
     key = {"stages": [res.hash]}
-    return [
-        Reward(cfg.name, "learned", fn, key, params=met["params"], meta=reward_meta(cfg, trained))
-    ]
+    meta = reward_meta(cfg, trained)
+    return [Reward(cfg.name, "learned", fn, key, met["params"], meta, refresh=refresher(cfg, ctx))]
