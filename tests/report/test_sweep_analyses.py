@@ -276,3 +276,22 @@ def test_scaling_within_fits_a_set_of_studies_once():
     w = scaling_within(pd.DataFrame(rows))
     alpha = w[(w.metric == "alpha") & (w.axis == "params")]
     assert len(alpha) == 3 and alpha.slope.to_numpy() == pytest.approx([0.1] * 3)
+
+
+def test_by_reward_pairs_each_reward_with_the_rule_by_seed():
+    from rewardlab.report.sweep import by_reward
+
+    rows = []
+    for seed, (rule, clf) in enumerate([(1.0, 0.5), (1.2, 0.7), (1.1, 0.9)]):
+        for reward, kind, final in (("rule", "rule", rule), ("clf", "classifier", clf)):
+            rows.append(dict(study=f"s{seed}", seed=seed, optimizer="grpo", reward=reward,
+                             kind=kind, peak_gold=final + 0.25, final_gold=final,
+                             gold_drop=0.25, final_kl=2.0 + seed))  # fmt: skip
+    t = by_reward(pd.DataFrame(rows)).set_index("reward")
+    diffs = np.array([0.5 - 1.0, 0.7 - 1.2, 0.9 - 1.1])
+    half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
+    assert t.loc["clf", "minus_rule"] == pytest.approx(diffs.mean())
+    assert t.loc["clf", "minus_rule_ci95"] == pytest.approx(half)
+    assert t.loc["clf", "final_gold"] == pytest.approx(0.7) and t.loc["clf", "kind"] == "classifier"
+    assert t.loc["rule", "final_kl"] == pytest.approx(3.0) and np.isnan(t.loc["rule", "minus_rule"])
+    assert t.loc["clf", "seeds"] == 3

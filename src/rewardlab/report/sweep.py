@@ -25,7 +25,10 @@ is never confounded with another one swept in a different grid. Within a grid:
 - **frontier**: over size × pairs, RL's gold minus the rule's at the same KL, per cell, and the
   crossing (measured, or extrapolated and labelled so);
 - **evaluation vs generation**: over reward-model × policy size, peak gold and fall against the
-  ratio of their parameters.
+  ratio of their parameters;
+- **by reward**: when rewards learned from examples (classifier, demos, likelihood ratio) are
+  present: each reward's peak gold, final gold, fall and final KL per optimizer over seeds, and
+  its final gold minus the rule's, paired by seed.
 """
 
 from __future__ import annotations
@@ -460,6 +463,46 @@ def eval_vs_gen(summary: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- plots
 
 
+EXAMPLE_KINDS = ("classifier", "demos", "likelihood_ratio")  # rewards learned from examples
+
+
+def by_reward(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer and reward, over seeds: mean and 95% interval (Student t) of peak gold,
+    final gold, fall (peak − final) and final KL, and, where the rule was optimised by the same
+    optimizer in the same studies, the final gold minus the rule's (paired by seed)."""
+    rows = []
+    for (opt, reward), g in summary.groupby(["optimizer", "reward"], sort=False):
+        kind = g.kind.dropna().iloc[0] if g.kind.notna().any() else None
+        row = dict(optimizer=opt, reward=reward, kind=kind, seeds=g.seed.nunique())
+        for m in ("peak_gold", "final_gold", "gold_drop", "final_kl"):
+            mu, _, h, _ = mean_ci(g[m].to_numpy(float))
+            row.update({m: mu, f"{m}_ci95": h})
+        rule = summary[(summary.optimizer == opt) & (summary.reward == RULE)]
+        if len(rule) and reward != RULE:
+            paired = g.merge(rule[["study", "final_gold"]], on="study", suffixes=("", "_rule"))
+            mu, _, h, k = mean_ci((paired.final_gold - paired.final_gold_rule).to_numpy(float))
+            row.update(minus_rule=mu, minus_rule_ci95=h, paired_seeds=k)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_by_reward(table: pd.DataFrame, path: Path) -> Path:
+    """Peak and final gold of each reward, per optimizer, with 95% intervals over seeds."""
+    opts = list(dict.fromkeys(table.optimizer))
+    fig, axes = plt.subplots(1, len(opts), figsize=(5 * len(opts), 4), squeeze=False)
+    for ax, opt in zip(axes[0], opts, strict=True):
+        d = table[table.optimizer == opt].reset_index(drop=True)
+        x = np.arange(len(d))
+        ax.bar(x - 0.2, d.peak_gold, 0.4, yerr=d.peak_gold_ci95.fillna(0), capsize=3, label="peak")
+        ax.bar(x + 0.2, d.final_gold, 0.4, yerr=d.final_gold_ci95.fillna(0), capsize=3,
+               label="final")  # fmt: skip
+        ax.set_xticks(x, d.reward, rotation=30, ha="right")
+        ax.set_title(f"{opt}: gold (std of the base policy)")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.legend()
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -749,6 +792,12 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
         if len(eg):
             f = plot_eval_vs_gen(eg, out / f"eval_vs_gen_grid{b}.png")
             parts.append("<h3>Evaluation vs generation</h3>" + table(eg) + img(f))
+        if s.kind.isin(EXAMPLE_KINDS).any():
+            br = by_reward(s)
+            keep("by_reward", br, b)
+            f = plot_by_reward(br, out / f"by_reward_grid{b}.png")
+            parts.append("<h3>Rewards learned from examples, side by side</h3>" + table(br)
+                         + img(f))  # fmt: skip
         lv, smallest = learned_vs_rule(s, r) if not r.empty else (pd.DataFrame(), {})
         keep("learned_vs_rule", lv, b)
         for axis, x in smallest.items():
