@@ -4,8 +4,9 @@ those samples (`Reward.refresh`: new gold-labelled pairs for Bradley-Terry, iter
 labelled samples for a classifier; new negatives for a discriminator, adversarial imitation).
 
 Each refreshed model is a cached stage keyed on the samples' content. ``refresh.json`` in the
-RL stage lists, per refresh, the step, the samples drawn, the gold calls retraining used and
-the stage that holds the model; ``refresh_samples.parquet`` holds every sample with the step
+RL stage lists, per refresh, the step, the samples drawn, the gold labels that retraining used
+(``gold_calls``: of every refresh sample so far, so the last entry's is the refreshes' whole
+label cost; 0 for a discriminator) and the stage that holds the model; ``refresh_samples.parquet`` holds every sample with the step
 whose policy drew it. A resumed run takes back the reward of its last refresh at or before its
 checkpoint (a cache hit), so the reward in use after a restart is the one in use before.
 """
