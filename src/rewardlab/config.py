@@ -121,7 +121,7 @@ class StudyConfig(Strict):
     )
     rewards: list[RewardSpec] = Field(
         default_factory=list,
-        description="reward sources (kind: learned, ensemble, classifier, demos, likelihood_ratio, function, rule); 'rule' is implied",
+        description="reward sources (kind: learned, ensemble, classifier, demos, likelihood_ratio, function, program, rule); 'rule' is implied",
     )
     pool: PoolConfig = Field(default_factory=PoolConfig, description="the base policy's pool")
     optimizers: list[OptimizerSpec] = Field(

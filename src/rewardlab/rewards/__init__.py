@@ -15,12 +15,14 @@ from rewardlab.rewards import (
     function,
     learned,
     likelihood_ratio,
+    program,
     rule,
 )
 from rewardlab.rewards.base import RULE, Reward, RewardContext
 from rewardlab.rewards.ensemble import REDUCERS, EnsembleReward, reduce_scores
 from rewardlab.rewards.function import FunctionReward
 from rewardlab.rewards.learned import LearnedReward, train_reward_model
+from rewardlab.rewards.program import ProgramReward
 from rewardlab.rewards.rule import RuleReward
 
 KINDS = {
@@ -31,6 +33,7 @@ KINDS = {
     "classifier": classifier,
     "demos": demos,
     "likelihood_ratio": likelihood_ratio,
+    "program": program,
 }
 
 RewardSpec = Annotated[
@@ -40,7 +43,8 @@ RewardSpec = Annotated[
     | function.Config
     | classifier.Config
     | demos.Config
-    | likelihood_ratio.Config,
+    | likelihood_ratio.Config
+    | program.Config,
     Field(discriminator="kind"),
 ]
 
@@ -51,6 +55,7 @@ __all__ = [
     "EnsembleReward",
     "FunctionReward",
     "LearnedReward",
+    "ProgramReward",
     "Reward",
     "RewardContext",
     "RewardSpec",

@@ -1,0 +1,207 @@
+"""The sandbox against hostile reward programs: each attempt is blocked or killed, with a clear
+error, nothing outside touched, and the lab's process alive."""
+
+import os
+import socket
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from rewardlab.sandbox import ProgramError, check_available, score_program
+
+try:
+    check_available()
+except Exception as exc:  # pragma: no cover - a machine without Landlock or libseccomp
+    pytest.skip(f"no sandbox on this machine: {exc}", allow_module_level=True)
+
+
+def _program(tmp_path, body: str, name: str = "prog.py"):
+    path = tmp_path / name
+    path.write_text("import os, sys\n\ndef reward(prompts, completions, **kw):\n" + body)
+    return path
+
+
+def _run(path, **kw):
+    return score_program(path, ["p", "q"], ["a b", "c"], **kw)
+
+
+def test_a_good_program_scores_and_receives_the_columns(tmp_path):
+    path = _program(
+        tmp_path,
+        "    return [len(c.split()) + kw['bonus'][i] for i, c in enumerate(completions)]\n",
+    )
+    assert score_program(path, ["p", "q"], ["a b", "c"], {"bonus": [10, 20]}) == [12.0, 21.0]
+
+
+def test_reading_a_file_outside_is_denied(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("gold")
+    path = _program(tmp_path, f"    return [float(len(open({str(secret)!r}).read()))] * 2\n")
+    with pytest.raises(ProgramError, match=r"Permission denied.*it tried: open\('.*secret.txt'\)"):
+        _run(path)
+
+
+def test_reading_the_caches_gold_scores_is_denied(tmp_path):
+    cache = tmp_path / "cache" / "pool-0123456789ab"
+    cache.mkdir(parents=True)
+    pd.DataFrame({"completion": ["a"], "gold": [0.9]}).to_parquet(cache / "pool.parquet")
+    path = _program(
+        tmp_path, f"    open({str(cache / 'pool.parquet')!r}, 'rb').read()\n    return [1.0, 1.0]\n"
+    )
+    with pytest.raises(ProgramError, match="Permission denied"):
+        _run(path)
+    home = _program(tmp_path, "    os.listdir('/root')\n    return [1.0, 1.0]\n", "h.py")
+    with pytest.raises(ProgramError, match="Permission denied"):
+        _run(home)
+
+
+def test_writing_outside_the_scratch_folder_is_denied(tmp_path):
+    target = tmp_path / "written.txt"
+    path = _program(tmp_path, f"    open({str(target)!r}, 'w').write('x')\n    return [1.0, 1.0]\n")
+    with pytest.raises(ProgramError, match="Permission denied"):
+        _run(path)
+    assert not target.exists()
+    scratch = _program(
+        tmp_path,
+        "    open('notes.txt', 'w').write('ok')\n    return [float(len(open('notes.txt').read()))] * 2\n",
+        "s.py",
+    )
+    assert _run(scratch) == [2.0, 2.0]  # its own scratch folder (the working folder) is writable
+
+
+def test_a_tcp_connection_is_denied(tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(3)
+    port = server.getsockname()[1]
+    accepted = []
+    t = threading.Thread(target=lambda: accepted.append(_accept(server)))
+    t.start()
+    path = _program(
+        tmp_path,
+        f"    import socket\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n    return [1.0, 1.0]\n",
+    )
+    with pytest.raises(ProgramError, match=r"not allowed in a reward program.*socket"):
+        _run(path)
+    t.join()
+    server.close()
+    assert accepted == [None]  # nothing reached the listener
+
+
+def _accept(server):
+    try:
+        return server.accept()
+    except TimeoutError:
+        return None
+
+
+@pytest.mark.parametrize(
+    "body, tried",
+    [
+        ("    while True:\n        os.fork()\n", "os.fork"),
+        (
+            "    import subprocess\n    subprocess.run(['ls'])\n    return [1.0, 1.0]\n",
+            "subprocess.Popen",
+        ),
+        ("    os.system('touch /tmp/rewardlab-pwned')\n    return [1.0, 1.0]\n", "os.system"),
+        (
+            "    import ctypes\n    ctypes.CDLL(None).fork()\n    return [1.0, 1.0]\n",
+            "ctypes.dlopen",
+        ),
+        ("    os.kill(os.getppid(), 9)\n    return [1.0, 1.0]\n", "os.kill"),
+    ],
+)
+def test_processes_and_signals_are_denied(tmp_path, body, tried):
+    path = _program(tmp_path, body)
+    with pytest.raises(ProgramError, match=f"it tried: .*{tried}"):
+        _run(path)
+    assert not os.path.exists("/tmp/rewardlab-pwned")
+    assert os.getpid() > 0  # the lab's process is alive (it would be dead after os.kill)
+
+
+def test_memory_beyond_the_limit_is_an_error(tmp_path):
+    path = _program(tmp_path, "    x = bytearray(8 * 2**30)\n    return [1.0, 1.0]\n")
+    with pytest.raises(ProgramError, match=r"MemoryError.*memory limit 256 MB"):
+        _run(path, memory_mb=256)
+
+
+def test_an_endless_loop_is_stopped_and_gone(tmp_path):
+    marker = "rewardlab_endless_marker"
+    path = _program(tmp_path, f"    {marker} = 1\n    while True:\n        pass\n")
+    t0 = time.monotonic()
+    with pytest.raises(ProgramError, match="wall-time limit of 1.5s"):
+        _run(path, timeout_s=1.5)
+    assert time.monotonic() - t0 < 5
+    left = [p for p in os.listdir("/proc") if p.isdigit() and _cmd(p).startswith(b"python")
+            and b"import ctypes" in _cmd(p) and os.getpgid(int(p)) != os.getpgid(0)]  # fmt: skip
+    assert left == []
+
+
+def _cmd(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return os.path.basename(f.read())
+    except OSError:
+        return b""
+
+
+def test_garbage_on_stdout_cannot_forge_the_answer(tmp_path):
+    path = _program(
+        tmp_path,
+        "    print('{\"scores\": [9, 9]}')\n    print('garbage ' * 10000)\n    return [0.5, 0.25]\n",
+    )
+    assert _run(path) == [0.5, 0.25]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("    return [1.0]\n", "returned 1 scores for 2 samples"),
+        ("    return [1.0, float('nan')]\n", "non-finite or non-numeric score for sample 1"),
+        ("    return [1.0, 'x']\n", "non-finite or non-numeric score for sample 1"),
+        ("    raise ValueError('cannot score')\n", "failed: ValueError: cannot score"),
+    ],
+)
+def test_a_wrong_answer_is_named(tmp_path, body, message):
+    with pytest.raises(ProgramError, match=message):
+        _run(_program(tmp_path, body))
+
+
+@pytest.mark.parametrize(
+    "body, errno_text",
+    [
+        ("    os.fork()\n", "Operation not permitted"),
+        ("    import socket\n    socket.socket()\n", "Operation not permitted"),
+        ("    os.kill(os.getppid(), 9)\n", "Operation not permitted"),
+        ("    import subprocess\n    subprocess.run(['ls'])\n", "Operation not permitted"),
+        (
+            "    import ctypes\n    r = ctypes.CDLL(None).syscall(57)\n    raise OSError(f'fork gave {r}')\n",
+            "fork gave -1",
+        ),
+    ],
+)
+def test_the_kernel_layer_alone_denies(tmp_path, body, errno_text):
+    """With the audit hook only recording, Landlock and seccomp still deny (EPERM)."""
+    path = _program(tmp_path, body + "    return [1.0, 1.0]\n")
+    with pytest.raises(ProgramError, match=errno_text):
+        score_program(path, ["p", "q"], ["a b", "c"], _refuse=False)
+
+
+def test_a_program_reward_in_a_study_scores_the_pool(tmp_path):
+    from rewardlab.config import StudyConfig
+    from rewardlab.study import run_study
+    from tests.conftest import tiny_config_dict
+
+    prog = tmp_path / "length.py"
+    prog.write_text("def reward(prompts, completions, **kw):\n"
+                    "    return [float(len(c.split())) for c in completions]\n")  # fmt: skip
+    d = tiny_config_dict(tmp_path)
+    d["rewards"] = [{"name": "len", "kind": "program", "path": str(prog)}]
+    s = run_study(StudyConfig.model_validate(d), tmp_path / "run", log=lambda m: None)
+    scores = pd.read_parquet(s.stages["scores"].path / "scores.parquet")
+    assert scores["len"].tolist() == [float(len(c.split())) for c in scores.completion]
+    table = pd.read_csv(tmp_path / "run" / "rewards.csv").set_index("reward")
+    assert table.loc["len", "kind"] == "program" and bool(table.loc["len", "sandboxed"])
