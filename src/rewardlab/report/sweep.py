@@ -463,7 +463,13 @@ def eval_vs_gen(summary: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- plots
 
 
-EXAMPLE_KINDS = ("classifier", "demos", "likelihood_ratio")  # rewards learned from examples
+EXAMPLE_KINDS = (
+    "classifier",
+    "demos",
+    "likelihood_ratio",
+    "program",
+    "function",
+)  # not comparisons
 
 
 def by_reward(summary: pd.DataFrame) -> pd.DataFrame:
@@ -792,11 +798,11 @@ def build_sweep_report(out: str | Path) -> dict[str, pd.DataFrame]:
         if len(eg):
             f = plot_eval_vs_gen(eg, out / f"eval_vs_gen_grid{b}.png")
             parts.append("<h3>Evaluation vs generation</h3>" + table(eg) + img(f))
-        if s.kind.isin(EXAMPLE_KINDS).any():
+        if s.kind.isin(EXAMPLE_KINDS).any():  # rewards learned from examples or written
             br = by_reward(s)
             keep("by_reward", br, b)
             f = plot_by_reward(br, out / f"by_reward_grid{b}.png")
-            parts.append("<h3>Rewards learned from examples, side by side</h3>" + table(br)
+            parts.append("<h3>Rewards side by side</h3>" + table(br)
                          + img(f))  # fmt: skip
         lv, smallest = learned_vs_rule(s, r) if not r.empty else (pd.DataFrame(), {})
         keep("learned_vs_rule", lv, b)

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from rewardlab.errors import RewardLabError
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
 from rewardlab.sandbox import score_program
 from rewardlab.userfiles import source_digest
@@ -20,16 +21,47 @@ class Config(RewardBase):
     """A reward program run in the sandbox."""
 
     kind: Literal["program"] = Field("program", description="reward source: a sandboxed program")
-    path: str = Field(..., description="the .py file defining reward(prompts, completions, **kw)")
+    path: str = Field(
+        ..., description="the .py file defining reward(prompts, completions, **kw), or "
+        "builtin:NAME for a built-in partial rule (rewardlab/tasks/programs/NAME.py)",
+    )  # fmt: skip
     timeout_s: float = Field(30.0, gt=0, description="wall-time limit of one batch")
     memory_mb: int = Field(1024, ge=64, description="address-space limit of the program")
     unsafe_no_sandbox: bool = Field(
         False, description="UNSAFE: run the program unconfined (only for code you trust)"
     )
 
+    def file(self) -> Path:
+        """The program's file (a built-in one resolved)."""
+        return resolve(self.path)
+
     def cache_key(self) -> dict:
         """The config and the program's text (an edit is a new reward)."""
-        return {**self.model_dump(mode="json"), "sha256": source_digest(self.path)}
+        return {**self.model_dump(mode="json"), "sha256": source_digest(str(self.file()))}
+
+
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "tasks" / "programs"
+
+
+def builtin_programs() -> list[str]:
+    """The names of the built-in partial rules (``<task>_<what it checks>``)."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.py"))
+
+
+def resolve(path: str) -> Path:
+    """``builtin:NAME`` -> the built-in program's file; any other path as given.
+
+    Raises:
+        RewardLabError: an unknown built-in name (the known ones listed).
+    """
+    if not path.startswith("builtin:"):
+        return Path(path)
+    name = path.split(":", 1)[1]
+    if name not in builtin_programs():
+        raise RewardLabError(
+            f"no built-in reward program {name!r}; there are: {', '.join(builtin_programs())}"
+        )
+    return BUILTIN_DIR / f"{name}.py"
 
 
 def _json_columns(kw: dict) -> dict:
@@ -63,6 +95,6 @@ class ProgramReward:
 
 def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
     """The program as a reward; its identity is its text and limits."""
-    fn = ProgramReward(cfg.path, cfg.timeout_s, cfg.memory_mb, cfg.unsafe_no_sandbox)
+    fn = ProgramReward(cfg.file(), cfg.timeout_s, cfg.memory_mb, cfg.unsafe_no_sandbox)
     meta = {"source": cfg.path, "sandboxed": not cfg.unsafe_no_sandbox}
     return [Reward(cfg.name, "program", fn, key=cfg.cache_key(), meta=meta)]

@@ -28,6 +28,14 @@ class Arithmetic:
     digits: int = 3
     name: str = "arithmetic"
     FORMAT_WEIGHT = 0.1  # reward for a well-formed answer, whatever its digits
+    description = (
+        "Add the two numbers in the prompt. A good answer is the sum, written as its digits "
+        "and nothing else."
+    )
+    reward_inputs = (
+        "prompts like '3 4 7 + 5 8 =' (digits separated by spaces); completions like '4 0 5'; "
+        "kw['answer'] holds the true sum in the same form"
+    )
 
     def __post_init__(self) -> None:
         self.vocab = DIGITS + ["+", "="]

@@ -29,6 +29,10 @@ class Task(Protocol):
         vocab: every token that prompts and completions may contain (specials are added by the lab).
         max_new_tokens: an upper bound on the length of a good completion, in tokens.
         gold_range: the (min, max) that `gold` can return, as documented by the task.
+
+    Optional: ``description``, what is wanted in the words a person would give a programmer
+    (not the gold rule's code), and ``reward_inputs``, what a reward function receives; the
+    built-in tasks have both (a reward written from a description starts there).
     """
 
     name: str

@@ -29,6 +29,14 @@ class Sorting:
     max_len: int = 6
     name: str = "sorting"
     PERM_WEIGHT = 0.2  # credit for returning exactly the input's digits
+    description = (
+        "Sort the digits in the prompt in ascending order. A good answer lists exactly the "
+        "prompt's digits, each as often as it appears there, smallest first."
+    )
+    reward_inputs = (
+        "prompts like 'sort 5 2 9 2 :' (digits separated by spaces); completions like "
+        "'2 2 5 9'; kw['answer'] holds the sorted digits"
+    )
 
     def __post_init__(self) -> None:
         self.vocab = DIGITS + ["sort", ":"]

@@ -39,6 +39,14 @@ class Topics:
     W_COVER = 0.5  # weight of using the required words
     W_DISTINCT = 0.25  # weight of not repeating words
     W_LENGTH = 0.25  # weight of a length inside the window
+    description = (
+        "Write a short text about the topic words the prompt names. A good text uses every one "
+        "of them, does not repeat any word, and is between 6 and 10 words long."
+    )
+    reward_inputs = (
+        "prompts like 'write about river lamp :' (the topic words between 'write about' and "
+        "':'); completions are space-separated words; kw['required'] holds the topic words"
+    )
 
     def __post_init__(self) -> None:
         self.vocab = TOPICS + WORDS + ["write", "about", ":"]
