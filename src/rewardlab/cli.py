@@ -142,6 +142,36 @@ def sweep(
     typer.echo(f"\nsweep folder: {folder}\nreport:       {folder / 'report.html'}")
 
 
+@app.command("write-reward")
+def write_reward(
+    task: Annotated[str, typer.Option(help="built-in task, .py file or module")] = "topics",
+    llm: Annotated[
+        str, typer.Option(help="http(s)://host:port/v1 endpoint or a model folder")
+    ] = "",
+    model: Annotated[str, typer.Option(help="the endpoint's model name")] = "default",
+    candidates: Annotated[int, typer.Option(min=1, help="programs asked for")] = 4,
+    rounds: Annotated[int, typer.Option(min=1, help="rounds of error feedback each")] = 3,
+    out: Annotated[Path, typer.Option(help="folder for the programs")] = Path("runs/written"),
+    oracle: Annotated[
+        bool, typer.Option("--oracle", help="rank survivors by gold (reported as oracle-selected)")
+    ] = False,
+) -> None:
+    """Ask an LLM for reward programs from the task's description; keep those that pass the
+    sandbox's validation (Eureka-style feedback); write them with their conversations."""
+    from rewardlab.tasks import load_task
+    from rewardlab.write_reward import chat_backend, write_rewards
+
+    if not llm:
+        raise RewardLabError("--llm is required: an http(s):// endpoint or a local model folder")
+    summary = write_rewards(load_task(task), chat_backend(llm, model), out, candidates, rounds,
+                            oracle)  # fmt: skip
+    for c in summary["candidates"]:
+        state = f"passed in {c['rounds']} round(s): {out / c['file']}" if c["passed"] else "failed"
+        typer.echo(f"candidate {c['candidate']}: {state}")
+    if summary["oracle_selected"]:
+        typer.echo(f"oracle-selected (ranked by gold): {out / summary['oracle_selected']}")
+
+
 cache_app = typer.Typer(help="The stage cache: list it, verify its files, remove its garbage.")
 app.add_typer(cache_app, name="cache")
 CacheDir = Annotated[Path, typer.Argument(help="the cache folder (a study's cache_dir)")]

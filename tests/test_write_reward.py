@@ -1,0 +1,126 @@
+"""LLM-written rewards against a local server that speaks the OpenAI chat-completions protocol
+and answers with fixed code: good, broken, hostile, and code wrapped in prose and fences."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from rewardlab.errors import RewardLabError
+from rewardlab.sandbox import check_available
+from rewardlab.tasks import load_task
+from rewardlab.write_reward import HttpChat, extract_code, first_prompt, write_rewards
+
+try:
+    check_available()
+except RewardLabError as exc:  # pragma: no cover
+    pytest.skip(f"no sandbox here: {exc}", allow_module_level=True)
+
+GOOD = "def reward(prompts, completions, **kw):\n    return [float(len(set(c.split()))) for c in completions]\n"
+BROKEN = "def reward(prompts, completions, **kw):\n    return [1.0]\n"  # wrong length
+HOSTILE = "def reward(prompts, completions, **kw):\n    open('/etc/passwd').read()\n    return [0.0] * len(completions)\n"
+PROSE = f"Here is a reward function.\n\n```python\n{GOOD}```\n\nIt counts distinct words."
+
+
+class Server:
+    """Answers the k-th request of each conversation from a script, and records the requests."""
+
+    def __init__(self, script):
+        self.script, self.requests = script, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append((self.path, body))
+                turn = sum(m["role"] == "assistant" for m in body["messages"])
+                user0 = body["messages"][1]["content"]
+                text = outer.script(len(outer.requests) - 1, turn, user0)
+                data = json.dumps(
+                    {"choices": [{"message": {"role": "assistant", "content": text}}]}
+                )
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(data.encode())
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def test_candidates_are_validated_in_the_sandbox_and_fixed_with_feedback(tmp_path):
+    # candidate 0: good at once; 1: broken, then good; 2: hostile every time; 3: prose + fence
+    plans = {0: [GOOD], 1: [BROKEN, GOOD], 2: [HOSTILE, HOSTILE], 3: [PROSE]}
+    calls = {"n": 0, "conv": -1}
+
+    def script(i, turn, user0):
+        if turn == 0:
+            calls["conv"] += 1
+        return plans[calls["conv"]][min(turn, len(plans[calls["conv"]]) - 1)]
+
+    server = Server(script)
+    try:
+        task = load_task("topics")
+        summary = write_rewards(task, HttpChat(server.url), tmp_path, candidates=4, rounds=2)
+    finally:
+        server.close()
+    passed = {c["candidate"]: (c["passed"], c["rounds"]) for c in summary["candidates"]}
+    assert passed == {0: (True, 1), 1: (True, 2), 2: (False, 2), 3: (True, 1)}
+    assert (tmp_path / "candidate-0.py").read_text() == GOOD
+    assert (tmp_path / "candidate-3.py").read_text() == GOOD  # the fenced code, not the prose
+    assert not (tmp_path / "candidate-2.py").exists()  # the hostile program is not kept
+    conv1 = json.loads((tmp_path / "candidate-1.json").read_text())
+    feedback = conv1["messages"][3]["content"]
+    assert "returned 1 scores for 64 samples" in feedback  # the error went back to the LLM
+    conv2 = json.loads((tmp_path / "candidate-2.json").read_text())
+    assert "Permission denied" in conv2["rounds"][0]["error"]
+    path, body = server.requests[0]
+    assert path == "/v1/chat/completions" and body["messages"][0]["role"] == "system"
+    assert task.description in body["messages"][1]["content"]  # asked from the description
+    assert summary["oracle_selected"] is None  # gold was never looked at
+
+
+def test_oracle_selection_is_named(tmp_path):
+    server = Server(lambda i, turn, user0: GOOD)
+    try:
+        summary = write_rewards(load_task("topics"), HttpChat(server.url), tmp_path,
+                                candidates=1, rounds=1, oracle=True)  # fmt: skip
+    finally:
+        server.close()
+    assert summary["oracle_selected"] == "candidate-0.py"
+    assert -1 <= summary["candidates"][0]["oracle_spearman"] <= 1
+
+
+def test_code_extraction_and_bad_endpoints():
+    assert extract_code(PROSE) == GOOD
+    assert extract_code(GOOD) == GOOD
+    assert extract_code("I cannot help with that.") is None
+    with pytest.raises(RewardLabError, match="could not be reached"):
+        HttpChat("http://127.0.0.1:9/v1", timeout_s=2)([{"role": "user", "content": "x"}])
+    server = Server(lambda *a: "x")
+    server.httpd.RequestHandlerClass.do_POST = lambda self: (
+        self.send_response(200),
+        self.end_headers(),
+        self.wfile.write(b'{"nope": 1}'),
+    )
+    try:
+        with pytest.raises(RewardLabError, match="outside the chat-completions protocol"):
+            HttpChat(server.url)([{"role": "user", "content": "x"}])
+    finally:
+        server.close()
+
+
+def test_a_task_without_a_description_is_refused():
+    class Bare:
+        name = "bare"
+
+    with pytest.raises(RewardLabError, match="has no description"):
+        first_prompt(Bare())
