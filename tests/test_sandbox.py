@@ -205,3 +205,19 @@ def test_a_program_reward_in_a_study_scores_the_pool(tmp_path):
     assert scores["len"].tolist() == [float(len(c.split())) for c in scores.completion]
     table = pd.read_csv(tmp_path / "run" / "rewards.csv").set_index("reward")
     assert table.loc["len", "kind"] == "program" and bool(table.loc["len", "sandboxed"])
+
+
+def test_a_program_that_fails_on_one_sample_is_stopped_or_skipped_per_sample(tmp_path):
+    from rewardlab.errors import RewardLabError
+    from rewardlab.rewards.guard import GuardedReward
+    from rewardlab.rewards.program import ProgramReward
+
+    path = _program(tmp_path, "    if 'bad' in completions:\n        open('/etc/shadow')\n"
+                    "    return [1.0] * len(completions)\n")  # fmt: skip
+    fn = ProgramReward(path)
+    g = GuardedReward(fn, "prog", mode="skip")
+    assert g(["p"] * 3, ["ok", "bad", "ok"]) == [1.0, None, 1.0] and g.skipped == 1
+    with pytest.raises(
+        RewardLabError, match=r"reward 'prog' raised .*Permission denied.* on sample 1"
+    ):
+        GuardedReward(fn, "prog", mode="stop")(["p"] * 3, ["ok", "bad", "ok"])

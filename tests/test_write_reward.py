@@ -124,3 +124,29 @@ def test_a_task_without_a_description_is_refused():
 
     with pytest.raises(RewardLabError, match="has no description"):
         first_prompt(Bare())
+
+
+def test_a_local_model_folder_is_a_backend(tmp_path):
+    """A tiny local causal LM (built here: no hub) answers; its text holds no code, so the
+    candidate fails with that reason, and nothing is written but the conversation."""
+    from rewardlab.models import build_causal_lm
+    from rewardlab.specs import ModelSpec
+    from rewardlab.tasks import build_tokenizer
+    from rewardlab.write_reward import LocalChat, chat_backend
+
+    tok = build_tokenizer(["def", "reward", "return", ":"])
+    model = build_causal_lm(ModelSpec(n_layer=1, n_embd=8, n_head=2), tok, positions=512)
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    chat = chat_backend(str(tmp_path / "m"))
+    assert isinstance(chat, LocalChat)
+    chat.max_new_tokens = 8
+    summary = write_rewards(load_task("topics"), chat, tmp_path / "out", candidates=1, rounds=1)
+    assert summary["candidates"][0]["passed"] is False
+    log = json.loads((tmp_path / "out" / "candidate-0.json").read_text())
+    assert (
+        log["rounds"][0]["error"] in ("the answer holds no Python code block",)
+        or "failed" in log["rounds"][0]["error"]
+    )
+    with pytest.raises(RewardLabError, match="give an http"):
+        chat_backend(str(tmp_path / "nowhere"))

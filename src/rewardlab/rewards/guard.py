@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from rewardlab.errors import RewardLabError
+from rewardlab.sandbox import ProgramError
 
 
 class _ChildError(Exception):
@@ -144,21 +145,21 @@ class GuardedReward:
         n = len(prompts)
         try:
             scores = self._call(prompts, completions, kw)
-        except RewardLabError:
-            raise
-        except Exception:
+        except Exception as exc:
+            if _lab_error(exc):
+                raise
             scores = []  # find which samples raise, one at a time
             for i in range(n):
                 try:
                     scores.append(
                         self._call(prompts[i : i + 1], completions[i : i + 1], _slice(kw, i, n))[0]
                     )
-                except RewardLabError:
-                    raise
                 except Exception as exc:
+                    if _lab_error(exc):
+                        raise
                     if self.mode == "stop":
-                        child = isinstance(exc, _ChildError)
-                        what = str(exc) if child else f"{type(exc).__name__}: {exc}"
+                        own = isinstance(exc, _ChildError | ProgramError)
+                        what = str(exc) if own else f"{type(exc).__name__}: {exc}"
                         raise self._bad(i, f"raised {what}", prompts, completions) from None
                     scores.append(None)
         if len(scores) != n:
@@ -179,6 +180,12 @@ class GuardedReward:
         """Stop the child process, if any."""
         if self._child is not None:
             self._child.close()
+
+
+def _lab_error(exc: Exception) -> bool:
+    """An error of the lab (stop at once), not one of the reward's own: a reward program that
+    raised or broke a sandbox rule is the reward's, and is stopped or skipped per sample."""
+    return isinstance(exc, RewardLabError) and not isinstance(exc, ProgramError)
 
 
 def _number(s) -> float:
