@@ -221,3 +221,11 @@ def test_a_program_that_fails_on_one_sample_is_stopped_or_skipped_per_sample(tmp
         RewardLabError, match=r"reward 'prog' raised .*Permission denied.* on sample 1"
     ):
         GuardedReward(fn, "prog", mode="stop")(["p"] * 3, ["ok", "bad", "ok"])
+
+
+def test_writing_on_the_answer_pipe_is_an_error_not_a_crash(tmp_path):
+    path = _program(tmp_path, "    for fd in range(3, 256):\n        try:\n"
+                    "            os.write(fd, b'{not json')\n        except OSError:\n"
+                    "            pass\n    return [1.0, 1.0]\n")  # fmt: skip
+    with pytest.raises(ProgramError, match="answered outside the protocol"):
+        _run(path)

@@ -129,8 +129,11 @@ def score_program(
 
 def _exchange(proc, r_fd: int, request: bytes, timeout_s: float, path: Path):
     """Send the request, collect the answer pipe and the bounded output until the child ends."""
-    proc.stdin.write(request)
-    proc.stdin.close()
+    try:
+        proc.stdin.write(request)
+        proc.stdin.close()
+    except BrokenPipeError:  # the child died before reading: its output says why
+        pass
     answer, output = b"", b""
     deadline = time.monotonic() + timeout_s
     fds = {r_fd: "answer", proc.stdout.fileno(): "output"}
@@ -170,7 +173,12 @@ def _checked(answer: bytes, output, path: Path, n: int, memory_mb: int) -> list[
             f"reward program {path} {why} without an answer"
             + (f"; its last output: {text!r}" if text else "")
         )
-    msg = json.loads(answer.decode())
+    try:
+        msg = json.loads(answer.decode())
+        if not isinstance(msg, dict) or not ({"error", "scores"} & set(msg)):
+            raise ValueError("neither scores nor an error")
+    except (ValueError, UnicodeDecodeError) as exc:  # the program wrote on the answer pipe
+        raise ProgramError(f"reward program {path} answered outside the protocol: {exc}") from None
     if "error" in msg:
         tried = f"; it tried: {msg['tried']}" if msg.get("tried") else ""
         hint = f" (memory limit {memory_mb} MB)" if "MemoryError" in msg["error"] else ""
