@@ -18,39 +18,39 @@ class Clock:
         return self.t
 
 
-def test_lines_say_fraction_rate_and_eta_at_their_interval(monkeypatch):
+@pytest.fixture
+def clock_and_lines(monkeypatch):
+    """A clock the test moves, and the progress lines said, in order."""
     clock, said = Clock(), []
     monkeypatch.setattr(progress.time, "monotonic", clock)
     progress.send_to(said.append)
-    try:
-        p = progress.Lines(None, "sft", total=10, every=5.0)
-        clock.t += 2.0
-        p.update(4)  # 2 s after the start: under the interval, silent
-        assert said == []
-        clock.t += 3.0
-        p.set_postfix(loss="0.500")
-        p.update(1)  # 5 of 10 in 5 s: 1/s, 5 s to go
-        assert said == ["[sft] 50% (5/10) 1/s ETA 5s loss=0.500"]
-        clock.t += 1.0
-        p.update(5)  # 1 s after the last line: silent
-        p.close()
-        assert said[-1] == "[sft] 100% (10/10) 1.67/s ETA 0s loss=0.500 done in 6s"
-    finally:
-        progress.send_to(None)
+    yield clock, said
+    progress.send_to(None)
 
 
-def test_a_resumed_count_rates_only_this_processs_work(monkeypatch):
-    clock, said = Clock(), []
-    monkeypatch.setattr(progress.time, "monotonic", clock)
-    progress.send_to(said.append)
-    try:
-        p = progress.Lines(None, "grpo", total=100, every=1.0)
-        p.n = p.n0 = 60  # 60 steps were done before a restart
-        clock.t += 10.0
-        p.update(20)  # 20 steps in 10 s: 2/s, 20 left: 10 s
-        assert said == ["[grpo] 80% (80/100) 2/s ETA 10s"]
-    finally:
-        progress.send_to(None)
+def test_lines_say_fraction_rate_and_eta_at_their_interval(clock_and_lines):
+    clock, said = clock_and_lines
+    p = progress.Lines(None, "sft", total=10, every=5.0)
+    clock.t += 2.0
+    p.update(4)  # 2 s after the start: under the interval, silent
+    assert said == []
+    clock.t += 3.0
+    p.set_postfix(loss="0.500")
+    p.update(1)  # 5 of 10 in 5 s: 1/s, 5 s to go
+    assert said == ["[sft] 50% (5/10) 1/s ETA 5s loss=0.500"]
+    clock.t += 1.0
+    p.update(5)  # 1 s after the last line: silent
+    p.close()
+    assert said[-1] == "[sft] 100% (10/10) 1.67/s ETA 0s loss=0.500 done in 6s"
+
+
+def test_a_resumed_count_rates_only_this_processs_work(clock_and_lines):
+    clock, said = clock_and_lines
+    p = progress.Lines(None, "grpo", total=100, every=1.0)
+    p.n = p.n0 = 60  # 60 steps were done before a restart
+    clock.t += 10.0
+    p.update(20)  # 20 steps in 10 s: 2/s, 20 left: 10 s
+    assert said == ["[grpo] 80% (80/100) 2/s ETA 10s"]
 
 
 @pytest.mark.parametrize(

@@ -34,11 +34,23 @@ from rewardlab.tasks import build_tokenizer
 from rewardlab.training import minibatch_train
 
 
-class Config(RewardBase):
+class BinaryConfig(RewardBase):
+    """Fields of a reward trained as a binary classifier (kinds classifier and demos)."""
+
+    model: ModelSpec = Field(default_factory=ModelSpec, description="size or local folder")
+    epochs: int = Field(3, ge=1, description="passes over the training samples")
+    lr: float = Field(1e-3, gt=0, description="peak AdamW learning rate (cosine decay)")
+    batch_size: int = Field(64, ge=1, description="samples per optimizer step")
+
+    def training(self) -> dict:
+        """What the trained model depends on besides the data (not its name)."""
+        return self.model_dump(mode="json", exclude={"name", "kind"})
+
+
+class Config(BinaryConfig):
     """A classifier of single samples, trained on gold-thresholded good/bad labels."""
 
     kind: Literal["classifier"] = Field("classifier", description="reward source: good/bad labels")
-    model: ModelSpec = Field(default_factory=ModelSpec, description="size or local folder")
     threshold: float | None = Field(
         None, description="gold above it is good; null: the median gold of the labelled samples"
     )
@@ -46,13 +58,6 @@ class Config(RewardBase):
     train_pairs: int | None = Field(
         None, ge=1, description="label the samples of the first N training pairs (2N gold calls)"
     )
-    epochs: int = Field(3, ge=1, description="passes over the labelled samples")
-    lr: float = Field(1e-3, gt=0, description="peak AdamW learning rate (cosine decay)")
-    batch_size: int = Field(64, ge=1, description="samples per optimizer step")
-
-    def training(self) -> dict:
-        """What the trained model depends on besides the data (not its name)."""
-        return self.model_dump(mode="json", exclude={"name", "kind"})
 
 
 def train_binary(
@@ -178,28 +183,31 @@ def stage_classifier(
     save_classifier(model, tok, metrics, out)
 
 
-def refresher(cfg: Config, ctx: RewardContext):
-    """`Reward.refresh`: the policy's samples, labelled by gold (one gold call each) with the
-    study's threshold, join the training samples; the classifier is retrained from scratch."""
+def binary_reward(cfg: BinaryConfig, ctx: RewardContext, stage_fn, trained_on: str,
+                  count: str, refresh_gold: bool) -> list[Reward]:  # fmt: skip
+    """The study's stage ``rm-<name>`` built by `stage_fn` (a classifier or a discriminator)
+    as a reward: its standardised logit (`LearnedReward`), ``rewards.csv`` columns with the
+    metric `count` (what it was trained on), and a `Reward.refresh` that retrains the same
+    stage from scratch with the policy's samples as ``extra``; they cost one gold call each when
+    `refresh_gold` (labels), none otherwise (a discriminator's negatives)."""
+    inputs = dict(cfg=cfg.training(), task_cfg=ctx.task_cfg, preferences=ctx.preferences,
+                  seed=ctx.seed, device=ctx.device)  # fmt: skip
+    res = ctx.stage(f"rm-{cfg.name}", "reward_model", stage_fn, **inputs)
+    met = json.loads((res.path / "metrics.json").read_text())
+    meta = dict(trained_on=trained_on, **{count: met[count]}, gold_calls=met["gold_calls"],
+                test_accuracy=met["test_accuracy"], members=1,
+                model=json.dumps(cfg.model.model_dump(mode="json"), sort_keys=True))  # fmt: skip
 
     def refresh(samples: pd.DataFrame):
-        res = ctx.cache.run("reward_model", stage_classifier, cfg=cfg.training(),
-                            task_cfg=ctx.task_cfg, preferences=ctx.preferences, seed=ctx.seed,
-                            device=ctx.device, extra=KeyedTable(samples))  # fmt: skip
-        return LearnedReward(res.path, device=ctx.device), res, len(samples)
+        new = ctx.cache.run("reward_model", stage_fn, **inputs, extra=KeyedTable(samples))
+        return LearnedReward(new.path, device=ctx.device), new, len(samples) * refresh_gold
 
-    return refresh
+    fn = LearnedReward(res.path, device=ctx.device)
+    return [Reward(cfg.name, cfg.kind, fn, {"stages": [res.hash]}, met["params"], meta,
+                   refresh=refresh)]  # fmt: skip
 
 
 def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
-    """Train on the study's labelled samples; score with the standardised logit."""
-    res = ctx.stage(f"rm-{cfg.name}", "reward_model", stage_classifier, cfg=cfg.training(),
-                    task_cfg=ctx.task_cfg, preferences=ctx.preferences, seed=ctx.seed,
-                    device=ctx.device)  # fmt: skip
-    met = json.loads((res.path / "metrics.json").read_text())
-    meta = dict(trained_on="good/bad labels", train_pairs=met["train_pairs"],
-                gold_calls=met["gold_calls"], test_accuracy=met["test_accuracy"], members=1,
-                model=json.dumps(cfg.model.model_dump(mode="json"), sort_keys=True))  # fmt: skip
-    fn = LearnedReward(res.path, device=ctx.device)
-    return [Reward(cfg.name, "classifier", fn, {"stages": [res.hash]}, met["params"], meta,
-                   refresh=refresher(cfg, ctx))]  # fmt: skip
+    """Train on the study's labelled samples; score with the standardised logit. A refresh adds
+    the policy's samples, labelled by gold with the study's threshold."""
+    return binary_reward(cfg, ctx, stage_classifier, "good/bad labels", "train_pairs", True)

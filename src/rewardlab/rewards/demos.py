@@ -14,7 +14,6 @@ Negatives: the samples of the training preference pairs (the base policy's).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Literal
@@ -27,17 +26,18 @@ from rewardlab.cache import KeyedTable, StageResult
 from rewardlab.errors import RewardLabError
 from rewardlab.models import count_params
 from rewardlab.preferences import split_pairs
-from rewardlab.rewards.base import Reward, RewardBase, RewardContext
+from rewardlab.rewards.base import Reward, RewardContext
 from rewardlab.rewards.classifier import (
+    BinaryConfig,
     binary_accuracy,
+    binary_reward,
     labelled_samples,
     new_model,
     save_classifier,
     train_binary,
 )
-from rewardlab.rewards.learned import LearnedReward
 from rewardlab.seeding import derive, seed_everything
-from rewardlab.specs import ModelSpec, Strict
+from rewardlab.specs import Strict
 from rewardlab.tasks import build_tokenizer
 
 
@@ -113,19 +113,11 @@ def check_encodable(tok, texts: list[str], what: str) -> None:
             )
 
 
-class Config(RewardBase):
+class Config(BinaryConfig):
     """A discriminator of demonstrations against base-policy samples; its logit is the reward."""
 
     kind: Literal["demos"] = Field("demos", description="reward source: demonstrations")
-    model: ModelSpec = Field(default_factory=ModelSpec, description="size or local folder")
     demos: DemoSet = Field(default_factory=DemoSet, description="the demonstration set")
-    epochs: int = Field(3, ge=1, description="passes over positives and negatives")
-    lr: float = Field(1e-3, gt=0, description="peak AdamW learning rate (cosine decay)")
-    batch_size: int = Field(64, ge=1, description="samples per optimizer step")
-
-    def training(self) -> dict:
-        """What the trained model depends on besides the data (not its name)."""
-        return self.model_dump(mode="json", exclude={"name", "kind"})
 
 
 def stage_discriminator(
@@ -162,28 +154,8 @@ def stage_discriminator(
     save_classifier(model, tok, metrics, out)
 
 
-def refresher(cfg: Config, ctx: RewardContext):
-    """`Reward.refresh` (adversarial imitation): the policy's samples join the negatives and the
-    discriminator is retrained from scratch; no gold call."""
-
-    def refresh(samples: pd.DataFrame):
-        res = ctx.cache.run("reward_model", stage_discriminator, cfg=cfg.training(),
-                            task_cfg=ctx.task_cfg, preferences=ctx.preferences, seed=ctx.seed,
-                            device=ctx.device, extra=KeyedTable(samples))  # fmt: skip
-        return LearnedReward(res.path, device=ctx.device), res, 0
-
-    return refresh
-
-
 def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
-    """Train the discriminator; score with its standardised logit."""
-    res = ctx.stage(f"rm-{cfg.name}", "reward_model", stage_discriminator, cfg=cfg.training(),
-                    task_cfg=ctx.task_cfg, preferences=ctx.preferences, seed=ctx.seed,
-                    device=ctx.device)  # fmt: skip
-    met = json.loads((res.path / "metrics.json").read_text())
-    meta = dict(trained_on=f"{cfg.demos.source} demonstrations", demonstrations=met["demonstrations"],
-                gold_calls=met["gold_calls"], test_accuracy=met["test_accuracy"], members=1,
-                model=json.dumps(cfg.model.model_dump(mode="json"), sort_keys=True))  # fmt: skip
-    fn = LearnedReward(res.path, device=ctx.device)
-    return [Reward(cfg.name, "demos", fn, {"stages": [res.hash]}, met["params"], meta,
-                   refresh=refresher(cfg, ctx))]  # fmt: skip
+    """Train the discriminator; score with its standardised logit. A refresh adds the policy's
+    samples to the negatives (adversarial imitation), with no gold call."""
+    trained_on = f"{cfg.demos.source} demonstrations"
+    return binary_reward(cfg, ctx, stage_discriminator, trained_on, "demonstrations", False)
