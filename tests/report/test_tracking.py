@@ -67,7 +67,7 @@ def _wandb_history(path):
 
     data = path.read_bytes()
     assert data[:4] == b":W&B"
-    pos, block, rows, buf = 7, 32768, [], b""
+    pos, block, rows, buf, kinds = 7, 32768, [], b"", []
     while pos + 7 <= len(data):
         left = block - pos % block
         if left < 7:
@@ -83,9 +83,11 @@ def _wandb_history(path):
             rec = pb.Record()
             rec.ParseFromString(buf)
             buf = b""
-            if rec.WhichOneof("record_type") == "history":
+            kinds.append(rec.WhichOneof("record_type"))
+            if kinds[-1] == "history":
                 rows.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
                              for i in rec.history.item})  # fmt: skip
+    assert "exit" in kinds, f"an unfinished log of {len(data)} bytes: records {kinds}"
     return rows
 
 

@@ -98,5 +98,6 @@ def track(run_dir: Path, cfg: TrackingConfig, config: dict) -> list[str]:
             for step, value in points:
                 run.log({axis: step, name: value})
         run.finish()
+        wandb.teardown()  # waits for W&B's service to write out the whole offline log
         done.append(f"W&B run {run_dir.name} ({cfg.wandb_mode}) in {run_dir / 'wandb'}")
     return done
