@@ -244,22 +244,8 @@ def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str
     study = Study(run_dir, cfg)
     seed = cfg.seed
 
-    pol = cache.run(
-        "policy", stage_policy, cfg=cfg.policy, task_cfg=cfg.task, seed=seed, device=device
-    )
-    pc = cfg.preferences
-    pref_pool = cache.run("pool", stage_pool, sampling=cfg.sampling, task_cfg=cfg.task, policy=pol,
-                          split="preferences", n_prompts=pc.prompts, n_samples=pc.samples_per_prompt,
-                          seed=seed)  # fmt: skip
-    prefs = cache.run("preferences", stage_preferences, cfg=pc, pool=pref_pool, seed=seed)
-    study.stages.update({"policy": pol, "pool-preferences": pref_pool, "preferences": prefs})
-
-    rctx = RewardContext(task, cfg.task, seed, cache, pol, prefs, device, log, preference_cfg=pc)
-    rewards: dict[str, Reward] = {}
-    for spec in cfg.rewards:
-        for r in KINDS[spec.kind].build(spec, rctx):
-            rewards[r.name] = r
-    rewards.setdefault(RULE, rule_build(RuleConfig(), rctx)[0])
+    rewards, rctx = build_rewards(cfg, cache, device, log)
+    pol, prefs = rctx.policy, rctx.preferences
     study.stages.update(rctx.stages)
     study.reward_models = _member_table(rctx.stages)
     if len(study.reward_models):
@@ -300,6 +286,30 @@ def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str
     for line in track(run_dir, cfg.tracking, cfg.model_dump(mode="json")):
         log(f"[tracking] {line}")
     return study
+
+
+def build_rewards(
+    cfg: StudyConfig, cache: Cache, device: str, log: Callable[[str], None] = print
+) -> tuple[dict[str, Reward], RewardContext]:
+    """The study's base policy, preference pool and pairs, and every reward it lists (the rule
+    always among them), through `cache`; the context's ``stages`` holds every stage used, under
+    its run-folder label."""
+    task, seed, pc = cfg.task.load(), cfg.seed, cfg.preferences
+    pol = cache.run(
+        "policy", stage_policy, cfg=cfg.policy, task_cfg=cfg.task, seed=seed, device=device
+    )
+    pref_pool = cache.run("pool", stage_pool, sampling=cfg.sampling, task_cfg=cfg.task, policy=pol,
+                          split="preferences", n_prompts=pc.prompts, n_samples=pc.samples_per_prompt,
+                          seed=seed)  # fmt: skip
+    prefs = cache.run("preferences", stage_preferences, cfg=pc, pool=pref_pool, seed=seed)
+    rctx = RewardContext(task, cfg.task, seed, cache, pol, prefs, device, log, preference_cfg=pc)
+    rctx.stages.update({"policy": pol, "pool-preferences": pref_pool, "preferences": prefs})
+    rewards: dict[str, Reward] = {}
+    for spec in cfg.rewards:
+        for r in KINDS[spec.kind].build(spec, rctx):
+            rewards[r.name] = r
+    rewards.setdefault(RULE, rule_build(RuleConfig(), rctx)[0])
+    return rewards, rctx
 
 
 def reward_table(rewards: dict[str, Reward]) -> pd.DataFrame:

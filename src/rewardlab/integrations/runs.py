@@ -1,0 +1,104 @@
+"""The rewards of a finished run folder, rebuilt from its ``config.yaml`` and its own stage copies
+(``stages/<label>/``), without training anything and without the cache the run used.
+
+Every stage copy keeps the ``meta.json`` its cache wrote (stage name and hash), so a cache made of
+links to those copies answers every stage the run's rewards ask for; a stage the run folder lacks
+is an error, never a silent retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardlab.cache import META, Cache, StageResult
+from rewardlab.config import StudyConfig, load_config
+from rewardlab.errors import RewardLabError
+from rewardlab.models import resolve_device
+from rewardlab.rewards import Reward
+from rewardlab.rewards.base import columns_for
+from rewardlab.rewards.ensemble import EnsembleReward
+
+
+class _RunCache(Cache):
+    """A cache whose finished stages are a run folder's copies and which builds nothing."""
+
+    def __init__(self, root: Path, run_dir: Path, log: Callable[[str], None]):
+        super().__init__(root, log=log)
+        self.run_dir = run_dir
+
+    def _cached(self, name: str, final: Path, h: str) -> StageResult | None:
+        res = super()._cached(name, final, h)
+        if res is not None:  # the run folder's own copy, not the link to it
+            res.path = final.resolve()
+        return res
+
+    def _build(self, name, key, h, final, build) -> StageResult:
+        raise RewardLabError(
+            f"run folder {self.run_dir} has no copy of stage {name}-{h}, which its rewards need "
+            "(a run that did not finish, or one made by another version of the lab); run "
+            f"`rewardlab run {self.run_dir / 'config.yaml'} --out {self.run_dir}` to finish it"
+        )
+
+
+@dataclass
+class RunRewards:
+    """A run's rewards by name, its config and task (for the per-prompt columns rewards take)."""
+
+    run_dir: Path
+    config: StudyConfig
+    rewards: dict[str, Reward]
+    task: Any
+
+    def get(self, name: str) -> Reward:
+        """The reward `name`, or an error listing the run's rewards."""
+        if name not in self.rewards:
+            raise RewardLabError(
+                f"run {self.run_dir} has no reward {name!r}; its rewards are "
+                f"{', '.join(sorted(self.rewards))}"
+            )
+        return self.rewards[name]
+
+    def columns(self, prompts: Sequence[str]) -> dict[str, list]:
+        """The task's per-prompt columns for `prompts` (keyword arguments of every reward)."""
+        return columns_for(self.task, list(prompts))
+
+    def members(self, name: str) -> list[Callable[..., list[float]]]:
+        """The member rewards of an ensemble reward `name` ([] for any other kind)."""
+        fn = self.get(name).fn
+        return list(fn.members) if isinstance(fn, EnsembleReward) else []
+
+
+def load_run_rewards(
+    run_dir: str | Path, device: str = "cpu", log: Callable[[str], None] = lambda _: None
+) -> RunRewards:
+    """Rebuild every reward of the run folder `run_dir` (its config's ``rewards:`` and the rule).
+
+    Raises:
+        RewardLabError: not a run folder, an unreadable stage copy, or a stage it lacks.
+    """
+    run_dir = Path(run_dir)
+    cfg_file = run_dir / "config.yaml"
+    if not cfg_file.is_file():
+        raise RewardLabError(f"{run_dir} is not a run folder (it has no config.yaml)")
+    cfg = load_config(cfg_file)
+    from rewardlab.study import build_rewards  # the study imports the optimizers; only here
+
+    with tempfile.TemporaryDirectory(prefix="rewardlab-run-cache-") as tmp:
+        for meta_file in sorted((run_dir / "stages").glob(f"*/{META}")):
+            try:
+                meta = json.loads(meta_file.read_text())
+                link = Path(tmp) / f"{meta['stage']}-{meta['hash']}"
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise RewardLabError(
+                    f"stage copy {meta_file.parent} is unreadable: {exc}"
+                ) from None
+            if not link.exists():
+                link.symlink_to(meta_file.parent.resolve(), target_is_directory=True)
+        cache = _RunCache(Path(tmp), run_dir, log)
+        rewards, rctx = build_rewards(cfg, cache, resolve_device(device), log)
+    return RunRewards(run_dir, cfg, rewards, rctx.task)
