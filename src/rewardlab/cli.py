@@ -172,6 +172,46 @@ def write_reward(
         typer.echo(f"oracle-selected (ranked by gold): {out / summary['oracle_selected']}")
 
 
+@app.command("serve-reward")
+def serve_reward(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run folder")],
+    rewards: Annotated[
+        list[str],
+        typer.Argument(help="rewards of the run; the first is trained on, the rest are logged"),
+    ],
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on")] = 5000,
+    host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
+    allow: Annotated[
+        list[str], typer.Option(help="client networks allowed to call (repeat; default loopback)")
+    ] = [],  # noqa: B006 - typer reads the default
+    token_env: Annotated[
+        str, typer.Option(help="environment variable holding a bearer token callers must send")
+    ] = "",
+    batch_size: Annotated[int, typer.Option(min=1, help="samples per reward call")] = 256,
+    concurrency: Annotated[int, typer.Option(min=1, help="requests scored at once")] = 2,
+    timeout_s: Annotated[float, typer.Option(min=0.1, help="longest a request may take")] = 120.0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
+) -> None:
+    """Serve rewards of a run over OpenRLHF's remote reward-model protocol (POST /get_reward)."""
+    from rewardlab.integrations.openrlhf import LOOPBACK, ServerConfig, make_app, serve
+    from rewardlab.integrations.runs import load_run_rewards
+
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            raise RewardLabError(f"--token-env {token_env}: that environment variable is not set")
+    rr = load_run_rewards(run_dir, device=device)
+    for name in rewards:
+        rr.get(name)  # an unknown name is refused before the server starts
+    cfg = ServerConfig(batch_size=batch_size, max_concurrency=concurrency, timeout_s=timeout_s,
+                       allow=tuple(allow) or LOOPBACK, token=token)  # fmt: skip
+    app_ = make_app(rr, rewards, cfg)
+    typer.echo(f"serving {', '.join(rewards)} of {run_dir} on http://{host}:{port}/get_reward",
+               err=True)  # fmt: skip
+    serve(app_, host, port)
+
+
 cache_app = typer.Typer(help="The stage cache: list it, verify its files, remove its garbage.")
 app.add_typer(cache_app, name="cache")
 CacheDir = Annotated[Path, typer.Argument(help="the cache folder (a study's cache_dir)")]
