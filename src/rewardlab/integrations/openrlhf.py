@@ -29,13 +29,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from rewardlab.errors import RewardLabError
-from rewardlab.integrations.runs import RunRewards
-from rewardlab.rewards.guard import GuardedReward
+from rewardlab.integrations.runs import RunRewards, Scorer
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
@@ -57,51 +55,6 @@ class ServerConfig:
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-class _Scorer:
-    """The served rewards, each guarded (a raise, NaN or hang is an error naming it) and called by
-    one thread at a time."""
-
-    def __init__(self, rr: RunRewards, names: Sequence[str], cfg: ServerConfig):
-        if not names:
-            raise RewardLabError("serve at least one reward (the first is the one trained on)")
-        self.rr, self.names, self.cfg = rr, list(names), cfg
-        self.guards, self.locks, self.members = {}, {}, {}
-        for n in self.names:
-            r = rr.get(n)
-            self.guards[n] = GuardedReward(r.fn, n, "stop", cfg.reward_timeout_s, r.isolate)
-            self.locks[n] = threading.Lock()
-            self.members[n] = rr.members(n)
-
-    def _one(self, name: str, fn, prompts, completions, kw) -> np.ndarray:
-        out = []
-        b = self.cfg.batch_size
-        with self.locks[name]:
-            for i in range(0, len(prompts), b):
-                part = {k: v[i : i + b] for k, v in kw.items()}
-                out += list(fn(prompts[i : i + b], completions[i : i + b], **part))
-        return np.asarray(out, dtype=float)
-
-    def score(self, prompts: list[str], completions: list[str]) -> dict:
-        kw = self.rr.columns(prompts)
-        first, extra = None, {}
-        for n in self.names:
-            s = self._one(n, self.guards[n], prompts, completions, kw)
-            if first is None:
-                first = s
-            else:
-                extra[n] = s.tolist()
-            if self.members[n]:
-                m = np.array([self._one(n, f, prompts, completions, kw) for f in self.members[n]])
-                for j, row in enumerate(m):
-                    extra[f"{n}/member{j}"] = row.tolist()
-                extra[f"{n}/disagreement"] = m.std(0).tolist()
-        return {"rewards": first.tolist(), "scores": first.tolist(), "extra_logs": extra}
-
-    def close(self) -> None:
-        for g in self.guards.values():
-            g.close()
 
 
 def parse_request(body: bytes, max_samples: int) -> tuple[list[str], list[str]]:
@@ -146,7 +99,7 @@ def _allowed(host: str | None, nets) -> bool:
 def make_app(rr: RunRewards, names: Sequence[str], cfg: ServerConfig | None = None) -> FastAPI:
     """The ASGI app serving `names` (of run `rr`; the first is ``rewards``) under `cfg`."""
     cfg = cfg or ServerConfig()
-    scorer = _Scorer(rr, names, cfg)
+    scorer = Scorer(rr, names, cfg.batch_size, cfg.reward_timeout_s)
     nets = [ipaddress.ip_network(a, strict=False) for a in cfg.allow]
     slots = threading.BoundedSemaphore(cfg.max_concurrency)
     pool = ThreadPoolExecutor(max_workers=cfg.max_concurrency, thread_name_prefix="reward")

@@ -3,17 +3,21 @@
 
 Every stage copy keeps the ``meta.json`` its cache wrote (stage name and hash), so a cache made of
 links to those copies answers every stage the run's rewards ask for; a stage the run folder lacks
-is an error, never a silent retraining.
+is an error, never a silent retraining. `Scorer` scores several of them together, as the adapters
+for outside trainers hand them out.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rewardlab.cache import META, Cache, StageResult
 from rewardlab.config import StudyConfig, load_config
@@ -22,6 +26,7 @@ from rewardlab.models import resolve_device
 from rewardlab.rewards import Reward
 from rewardlab.rewards.base import columns_for
 from rewardlab.rewards.ensemble import EnsembleReward
+from rewardlab.rewards.guard import GuardedReward
 
 
 class _RunCache(Cache):
@@ -102,3 +107,54 @@ def load_run_rewards(
         cache = _RunCache(Path(tmp), run_dir, log)
         rewards, rctx = build_rewards(cfg, cache, resolve_device(device), log)
     return RunRewards(run_dir, cfg, rewards, rctx.task)
+
+
+class Scorer:
+    """Rewards `names` of a run scored together: the first is *the* reward, the others (and an
+    ensemble's members and disagreement) ride along as logs. Each is guarded (a raise, NaN or
+    hang is an error naming it), called in batches of `batch_size`, by one thread at a time."""
+
+    def __init__(
+        self, rr: RunRewards, names: Sequence[str], batch_size: int = 256, timeout_s: float = 60.0
+    ):
+        if not names:
+            raise RewardLabError("name at least one reward (the first is the one trained on)")
+        self.rr, self.names, self.batch_size = rr, list(names), batch_size
+        self.guards, self.locks, self.members = {}, {}, {}
+        for n in self.names:
+            r = rr.get(n)
+            self.guards[n] = GuardedReward(r.fn, n, "stop", timeout_s, r.isolate)
+            self.locks[n] = threading.Lock()
+            self.members[n] = rr.members(n)
+
+    def _one(self, name: str, fn, prompts, completions, kw) -> np.ndarray:
+        out = []
+        b = self.batch_size
+        with self.locks[name]:
+            for i in range(0, len(prompts), b):
+                part = {k: v[i : i + b] for k, v in kw.items()}
+                out += list(fn(prompts[i : i + b], completions[i : i + b], **part))
+        return np.asarray(out, dtype=float)
+
+    def score(self, prompts: list[str], completions: list[str]) -> dict:
+        """``{"rewards": r, "scores": r, "extra_logs": {name: scores}}``, r the first reward's
+        scores; ``<name>/member<j>`` and ``<name>/disagreement`` (the members' population
+        standard deviation) for an ensemble."""
+        kw = self.rr.columns(prompts)
+        first, extra = None, {}
+        for n in self.names:
+            s = self._one(n, self.guards[n], prompts, completions, kw)
+            if first is None:
+                first = s
+            else:
+                extra[n] = s.tolist()
+            if self.members[n]:
+                m = np.array([self._one(n, f, prompts, completions, kw) for f in self.members[n]])
+                for j, row in enumerate(m):
+                    extra[f"{n}/member{j}"] = row.tolist()
+                extra[f"{n}/disagreement"] = m.std(0).tolist()
+        return {"rewards": first.tolist(), "scores": first.tolist(), "extra_logs": extra}
+
+    def close(self) -> None:
+        for g in self.guards.values():
+            g.close()
