@@ -34,6 +34,14 @@ def _prompt(extra_info, key: str, i: int | None = None) -> str:
     return extra_info[key]
 
 
+def _settings(run, reward) -> None:
+    if not run or not reward:
+        raise RewardLabError(
+            "set custom_reward_function.reward_kwargs.run (a run folder) and .reward (one of its "
+            "rewards) for rewardlab's compute_score"
+        )
+
+
 def compute_score_batch(
     data_sources: Sequence[str],
     solution_strs: Sequence[str],
@@ -48,11 +56,7 @@ def compute_score_batch(
     **kwargs,
 ) -> list[dict]:
     """One ``{"score": ...}`` dict per sample, as verl's batch reward manager expects."""
-    if not run or not reward:
-        raise RewardLabError(
-            "set custom_reward_function.reward_kwargs.run (a run folder) and .reward (one of its "
-            "rewards) for rewardlab's compute_score"
-        )
+    _settings(run, reward)
     extra_infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
     if len(extra_infos) != len(solution_strs):
         raise RewardLabError(f"{len(solution_strs)} solutions but {len(extra_infos)} extra_infos")
@@ -74,6 +78,7 @@ def compute_score(
     **kwargs,
 ) -> dict:
     """The score of one sample, as verl's naive reward manager calls it."""
+    _settings(kwargs.get("run"), kwargs.get("reward"))
     _prompt(extra_info, kwargs.get("prompt_key", "prompt"))  # named as verl names it here
     return compute_score_batch([data_source], [solution_str], [ground_truth], [extra_info],
                                **kwargs)[0]  # fmt: skip
