@@ -56,6 +56,7 @@ def measure_policy(
     seed: int,
     step: int,
     columns: dict[str, list] | None = None,
+    samples_out: dict | None = None,
 ) -> dict:
     """One row of `RAW_COLUMNS` for `model` at `step`.
 
@@ -63,7 +64,8 @@ def measure_policy(
     same at every step, so steps differ by the policy only). KL from sequence log-probabilities
     (`measure.kl_from_samples`); gold and proxy are means over all samples, their standard errors
     over the per-prompt means. `reward` receives `columns` (the task's per-prompt columns) repeated
-    per sample; a sample it scores None is left out of the proxy mean.
+    per sample; a sample it scores None is left out of the proxy mean. A `samples_out` dict
+    receives the per-sample ``gold`` and ``proxy`` arrays.
     """
     model.eval()
     limit = max_tokens(sampling, task)
@@ -87,6 +89,8 @@ def measure_policy(
         proxy = np.array([np.nan if s is None else s for s in reward(rep, comps, **kw)], float)
         x_p = np.nanmean(proxy.reshape(P, -1), 1)
         row.update(proxy_raw=np.nanmean(proxy), proxy_se=np.nanstd(x_p, ddof=1) / np.sqrt(P))
+    if samples_out is not None:
+        samples_out.update(gold=gold, proxy=proxy if reward is not None else None)
     return row
 
 
