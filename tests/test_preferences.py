@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from rewardlab.config import PreferenceConfig
-from rewardlab.preferences import make_pairs
+from rewardlab.errors import RewardLabError
+from rewardlab.preferences import make_pairs, read_preference_file
 
 
 def pool(golds_per_prompt):
@@ -66,3 +67,80 @@ def test_min_margin_drops_exactly_the_near_ties():
     gaps = sorted((kept.gold_chosen - kept.gold_rejected).round(6))
     assert gaps == [0.05, 0.3]
     assert len(make_pairs(pool(golds), PreferenceConfig(), np.random.default_rng(0))) == 4
+
+
+# ---------------------------------------------------------------- outside preference files
+
+PAIRS = [("sort 3 1 :", "1 3", "3 1"), ("sort 2 5 :", "2 5", "5"), ("sort 9 4 :", "4 9", "9 9")]
+
+
+def _write_jsonl(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_standard_conversational_and_implicit_prompt_files_read_alike(tmp_path):
+    std = [dict(prompt=p, chosen=c, rejected=r) for p, c, r in PAIRS]
+    conv = [dict(prompt=[{"role": "user", "content": p}],
+                 chosen=[{"role": "assistant", "content": c}],
+                 rejected=[{"role": "assistant", "content": r}]) for p, c, r in PAIRS]  # fmt: skip
+    implicit = [dict(chosen=[{"role": "user", "content": p}, {"role": "assistant", "content": c}],
+                     rejected=[{"role": "user", "content": p}, {"role": "assistant", "content": r}])
+                for p, c, r in PAIRS]  # fmt: skip
+    pd.DataFrame(implicit).to_parquet(tmp_path / "implicit.parquet")
+    files = [_write_jsonl(tmp_path / "std.jsonl", std), _write_jsonl(tmp_path / "conv.jsonl", conv),
+             tmp_path / "implicit.parquet"]  # fmt: skip
+    for f in files:
+        df = read_preference_file(str(f), 0.34, np.random.default_rng(0))
+        assert list(zip(df.prompt, df.chosen, df.rejected, strict=True)) == PAIRS, f
+        assert sorted(df.split) == ["test", "train", "train"]  # one of three prompts held out
+
+
+def test_a_split_column_is_kept(tmp_path):
+    rows = [dict(prompt=p, chosen=c, rejected=r, split=s)
+            for (p, c, r), s in zip(PAIRS, ["train", "test", "train"], strict=True)]  # fmt: skip
+    df = read_preference_file(
+        str(_write_jsonl(tmp_path / "s.jsonl", rows)), 0.5, np.random.default_rng(0)
+    )
+    assert df.split.tolist() == ["train", "test", "train"]
+
+
+@pytest.mark.parametrize(
+    "rows, words",
+    [
+        ([dict(prompt="a", chosen="b")], "lacks the column(s) rejected; it has prompt, chosen"),
+        ([dict(prompt="a", chosen=3, rejected="c")], "row 0: chosen must be a string"),
+        (
+            [
+                dict(
+                    chosen=[
+                        {"role": "user", "content": "a"},
+                        {"role": "assistant", "content": "b"},
+                    ],
+                    rejected=[
+                        {"role": "user", "content": "z"},
+                        {"role": "assistant", "content": "c"},
+                    ],
+                )
+            ],
+            "do not share their messages",
+        ),  # fmt: skip
+        ([dict(prompt="a", chosen="b", rejected="c", split="dev")], "train or test, got ['dev']"),
+        ([dict(prompt="a", chosen="b", rejected="c", split="test")], "no training pairs"),
+    ],
+)
+def test_a_malformed_file_names_its_problem(tmp_path, rows, words):
+    f = _write_jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(RewardLabError) as err:
+        read_preference_file(str(f), 0.1, np.random.default_rng(0))
+    assert words in str(err.value) and str(f) in str(err.value)
+
+
+def test_an_unreadable_or_unknown_file_is_an_error(tmp_path):
+    (tmp_path / "x.jsonl").write_text("{not json\n")
+    with pytest.raises(RewardLabError, match="unreadable"):
+        read_preference_file(str(tmp_path / "x.jsonl"), 0.1, np.random.default_rng(0))
+    with pytest.raises(RewardLabError, match="give a .parquet or .jsonl"):
+        read_preference_file(str(tmp_path / "x.csv"), 0.1, np.random.default_rng(0))

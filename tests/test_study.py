@@ -367,3 +367,32 @@ def test_sigkill_at_a_random_point_of_each_stage_then_resume_gives_the_same_curv
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "curves.csv"), ref_curves,
                                   check_exact=True)  # fmt: skip
     assert not list((tmp_path / "cache-faults").glob(".*.tmp-*"))  # no dead build left behind
+
+
+def test_reward_models_train_on_an_outside_preference_file_as_on_gold_pairs(tiny_config, tmp_path):
+    """The gold-labelled pairs of one run, written as a conversational JSONL file with their
+    split, train the same reward models as the pairs themselves; editing the file retrains."""
+    a = run_study(tiny_config, tmp_path / "a", log=lambda _: None)
+    pairs = pd.read_parquet(a.stages["preferences"].path / "preferences.parquet")
+    rows = [dict(prompt=[{"role": "user", "content": r.prompt}],
+                 chosen=[{"role": "assistant", "content": r.chosen}],
+                 rejected=[{"role": "assistant", "content": r.rejected}], split=r.split)
+            for r in pairs.itertuples()]  # fmt: skip
+    f = tmp_path / "prefs.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tiny_config.model_copy(deep=True)
+    cfg.preferences.file = str(f)
+    b = run_study(cfg, tmp_path / "b", log=lambda _: None)
+    assert "pool-preferences" not in b.stages
+    got = pd.read_parquet(b.stages["preferences"].path / "preferences.parquet")
+    pd.testing.assert_frame_equal(got, pairs)  # gold re-scored by the task: the same values
+    rm_a = a.reward_models.set_index("stage")
+    rm_b = b.reward_models.set_index("stage")
+    for col in ("train_accuracy", "test_accuracy"):
+        np.testing.assert_allclose(rm_b[col], rm_a[col])
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows[:-1]))
+    c = run_study(cfg, tmp_path / "c", log=lambda _: None)
+    assert c.stages["preferences"].built and c.stages["rm-rm-a"].built
+    assert (
+        len(pd.read_parquet(c.stages["preferences"].path / "preferences.parquet")) == len(rows) - 1
+    )

@@ -20,7 +20,7 @@ from rewardlab.report.tracking import TrackingConfig
 from rewardlab.rewards import KINDS as REWARD_KINDS
 from rewardlab.rewards import RULE, RewardSpec
 from rewardlab.specs import Device, ModelSpec, SamplingConfig, Strict
-from rewardlab.userfiles import source_digest
+from rewardlab.userfiles import file_sha256, source_digest
 
 
 class TaskConfig(Strict):
@@ -62,7 +62,14 @@ class PolicyConfig(Strict):
 
 
 class PreferenceConfig(Strict):
-    """Preference pairs from the base policy's samples, labelled by the gold rule."""
+    """Preference pairs from the base policy's samples, labelled by the gold rule, or read from
+    a local file."""
+
+    file: str | None = Field(
+        None, description="a local preference file (.parquet, .jsonl or .json lines) with prompt, "
+        "chosen, rejected (TRL's layout, standard or conversational; an optional split column of "
+        "train/test), used instead of gold-labelled pool pairs; its content is in the cache key",
+    )  # fmt: skip
 
     prompts: int = Field(1000, ge=1, description="prompts whose samples are paired")
     samples_per_prompt: int = Field(4, ge=2, description="paired disjointly: k/2 pairs a prompt")
@@ -80,6 +87,14 @@ class PreferenceConfig(Strict):
         description="pairs whose gold differs by less than this (gold units) are dropped as "
         "near-ties, as exact ties always are",
     )
+
+    def cache_key(self) -> dict:
+        """The config, and the preference file's content when there is one (without a file,
+        the key is what it was before files could be given)."""
+        d = self.model_dump(mode="json", exclude={"file"})
+        if self.file is not None:
+            d.update(file=self.file, file_sha256=file_sha256(self.file))
+        return d
 
 
 class PoolConfig(Strict):

@@ -5,6 +5,7 @@ Columns: ``prompt, chosen, rejected, gold_chosen, gold_rejected, split``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -80,3 +81,95 @@ def make_pairs(pool: pd.DataFrame, cfg: PreferenceConfig, rng: np.random.Generat
             )
     cols = ["prompt", "chosen", "rejected", "gold_chosen", "gold_rejected", "split"]
     return pd.DataFrame(rows, columns=cols)
+
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+
+
+def _text(value, what: str, row: int, path) -> tuple[str, str]:
+    """(prompt part, response) of a standard (a string) or conversational (a list of
+    ``{"role", "content"}`` messages) field: a conversation's last message is the response and
+    the messages before it, their contents joined by newlines, the prompt part."""
+    if isinstance(value, str):
+        return "", value
+    msgs = list(value) if isinstance(value, list | tuple | np.ndarray) else None
+    if not msgs or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in msgs):
+        raise RewardLabError(
+            f"preference file {path}, row {row}: {what} must be a string or a list of "
+            f"{{'role', 'content'}} messages, got {type(value).__name__}"
+        )
+    return "\n".join(m["content"] for m in msgs[:-1]), msgs[-1]["content"]
+
+
+def read_preference_file(path: str, test_fraction: float, rng: np.random.Generator) -> pd.DataFrame:
+    """Pairs ``prompt, chosen, rejected, split`` from a local file in TRL's preference layout.
+
+    Parquet, or JSON lines (``.jsonl``/``.json``). Standard form: three strings. Conversational
+    form: ``prompt`` a list of messages and ``chosen``/``rejected`` lists holding the answer, or
+    no ``prompt`` and ``chosen``/``rejected`` whole conversations sharing it (implicit prompt).
+    Without a ``split`` column (values train/test), ``test_fraction`` of the distinct prompts are
+    held out (drawn from `rng`).
+
+    Raises:
+        RewardLabError: unreadable file, missing columns, a malformed row.
+    """
+    p = Path(path)
+    try:
+        if p.suffix == ".parquet":
+            raw = pd.read_parquet(p)
+        elif p.suffix in (".jsonl", ".json"):
+            raw = pd.read_json(p, lines=True)
+        else:
+            raise RewardLabError(f"preference file {p}: give a .parquet or .jsonl file")
+    except RewardLabError:
+        raise
+    except Exception as exc:
+        raise RewardLabError(
+            f"preference file {p} is unreadable: {type(exc).__name__}: {exc}"
+        ) from None
+    need = [c for c in ("chosen", "rejected") if c not in raw]
+    if need:
+        raise RewardLabError(
+            f"preference file {p} lacks the column(s) {', '.join(need)}; it has "
+            f"{', '.join(map(str, raw.columns))} (TRL's layout: prompt, chosen, rejected)"
+        )
+    rows = []
+    for i, r in enumerate(raw.to_dict("records")):
+        pre_c, chosen = _text(r["chosen"], "chosen", i, p)
+        pre_r, rejected = _text(r["rejected"], "rejected", i, p)
+        if "prompt" in raw:
+            prompt = r["prompt"] if isinstance(r["prompt"], str) else None
+            if prompt is None:
+                msgs = r["prompt"]
+                ok = isinstance(msgs, list | tuple | np.ndarray) and len(msgs) > 0
+                if not ok or not all(isinstance(m, dict) and isinstance(m.get("content"), str)
+                                     for m in msgs):  # fmt: skip
+                    raise RewardLabError(f"preference file {p}, row {i}: prompt must be a string "
+                                         "or a list of {'role', 'content'} messages")  # fmt: skip
+                prompt = "\n".join(m["content"] for m in msgs)
+        else:
+            if pre_c != pre_r or not pre_c:
+                raise RewardLabError(
+                    f"preference file {p}, row {i}: no prompt column, and chosen and rejected do "
+                    "not share their messages before the answer (an implicit prompt)"
+                )
+            prompt = pre_c
+        rows.append(dict(prompt=prompt, chosen=chosen.strip(), rejected=rejected.strip()))
+    df = pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
+    if len(df) == 0:
+        raise RewardLabError(f"preference file {p} has no rows")
+    if "split" in raw:
+        bad = sorted(set(raw["split"].astype(str)) - {"train", "test"})
+        if bad:
+            raise RewardLabError(
+                f"preference file {p}: split values must be train or test, got {bad}"
+            )
+        df["split"] = raw["split"].astype(str).to_numpy()
+    else:
+        prompts = df.prompt.unique()
+        n_test = max(1, round(test_fraction * len(prompts))) if len(prompts) > 1 else 0
+        test = set(rng.choice(prompts, n_test, replace=False).tolist()) if n_test else set()
+        df["split"] = np.where(df.prompt.isin(test), "test", "train")
+    if not (df.split == "train").any():
+        raise RewardLabError(f"preference file {p} has no training pairs")
+    return df

@@ -34,7 +34,7 @@ from rewardlab.optimize.base import OptimizerContext
 from rewardlab.optimize.curves import trained_rows
 from rewardlab.optimize.measurement import max_tokens
 from rewardlab.policy import sample_rows, train_sft
-from rewardlab.preferences import make_pairs
+from rewardlab.preferences import make_pairs, read_preference_file
 from rewardlab.progress import bar
 from rewardlab.report.build import build_report, write_results
 from rewardlab.report.tracking import track
@@ -130,6 +130,25 @@ def stage_preferences(cfg: PreferenceConfig, pool: StageResult, seed: int, out: 
     counts = prefs["split"].value_counts().to_dict()
     flipped = float((prefs["gold_chosen"] < prefs["gold_rejected"]).mean()) if len(prefs) else 0.0
     (out / "metrics.json").write_text(json.dumps(dict(pairs=counts, label_noise=flipped), indent=1))
+
+
+def stage_file_preferences(
+    cfg: PreferenceConfig, task_cfg: TaskConfig, seed: int, out: Path
+) -> None:
+    """Pairs read from the local file `cfg.file` (`preferences.read_preference_file`), split by
+    prompt with the stream (seed, "preferences") unless it has a split column, gold-scored by the
+    task so that accuracy by gold margin can be reported; ``preferences.parquet`` and counts."""
+    prefs = read_preference_file(cfg.file, cfg.test_fraction, rng(seed, "preferences"))
+    task = task_cfg.load()
+    p = prefs.prompt.tolist()
+    prefs.insert(3, "gold_chosen", checked_gold(task, p, prefs.chosen.tolist()))
+    prefs.insert(4, "gold_rejected", checked_gold(task, p, prefs.rejected.tolist()))
+    prefs.to_parquet(out / "preferences.parquet", index=False)
+    counts = prefs["split"].value_counts().to_dict()
+    against = float((prefs.gold_chosen < prefs.gold_rejected).mean())
+    (out / "metrics.json").write_text(
+        json.dumps(dict(pairs=counts, label_noise=against, file=str(cfg.file)), indent=1)
+    )
 
 
 def stage_scores(rewards: list[Reward], pool: StageResult, task_cfg: TaskConfig, out: Path) -> None:
@@ -298,12 +317,19 @@ def build_rewards(
     pol = cache.run(
         "policy", stage_policy, cfg=cfg.policy, task_cfg=cfg.task, seed=seed, device=device
     )
-    pref_pool = cache.run("pool", stage_pool, sampling=cfg.sampling, task_cfg=cfg.task, policy=pol,
-                          split="preferences", n_prompts=pc.prompts, n_samples=pc.samples_per_prompt,
-                          seed=seed)  # fmt: skip
-    prefs = cache.run("preferences", stage_preferences, cfg=pc, pool=pref_pool, seed=seed)
+    if pc.file is not None:  # outside pairs, not the pool's
+        prefs = cache.run(
+            "preferences", stage_file_preferences, cfg=pc, task_cfg=cfg.task, seed=seed
+        )
+        used = {"policy": pol, "preferences": prefs}
+    else:
+        pref_pool = cache.run("pool", stage_pool, sampling=cfg.sampling, task_cfg=cfg.task,
+                              policy=pol, split="preferences", n_prompts=pc.prompts,
+                              n_samples=pc.samples_per_prompt, seed=seed)  # fmt: skip
+        prefs = cache.run("preferences", stage_preferences, cfg=pc, pool=pref_pool, seed=seed)
+        used = {"policy": pol, "pool-preferences": pref_pool, "preferences": prefs}
     rctx = RewardContext(task, cfg.task, seed, cache, pol, prefs, device, log, preference_cfg=pc)
-    rctx.stages.update({"policy": pol, "pool-preferences": pref_pool, "preferences": prefs})
+    rctx.stages.update(used)
     rewards: dict[str, Reward] = {}
     for spec in cfg.rewards:
         for r in KINDS[spec.kind].build(spec, rctx):

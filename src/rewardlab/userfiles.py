@@ -61,6 +61,11 @@ def source_digest(name: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a data file the user names (a preference file); "missing" if unreadable."""
+    return _content_sha(Path(path))
+
+
 def _content_sha(path: Path) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
