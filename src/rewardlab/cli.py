@@ -212,6 +212,43 @@ def serve_reward(
     serve(app_, host, port)
 
 
+@app.command("eval-rm")
+def eval_rm(
+    model_dir: Annotated[Path, typer.Argument(help="a local sequence-classification model folder")],
+    run_dir: Annotated[Path, typer.Argument(help="a run folder whose gold-labelled pairs to use")],
+    split: Annotated[str, typer.Option(help="test (held-out pairs), train or all")] = "test",
+    template: Annotated[str, typer.Option(help="auto, plain or chat")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="pairs per forward pass")] = 32,
+    out: Annotated[Path | None, typer.Option(help="write the result here as JSON")] = None,
+) -> None:
+    """Judge an outside reward model on a run's gold-labelled pairs: accuracy against gold,
+    overall and by gold margin (RewardBench-style)."""
+    import json
+
+    import pandas as pd
+
+    from rewardlab.config import load_config
+    from rewardlab.integrations.reward_bench import evaluate, load_sequence_classifier
+
+    pairs_file = run_dir / "stages" / "preferences" / "preferences.parquet"
+    if not pairs_file.is_file() or not (run_dir / "config.yaml").is_file():
+        raise RewardLabError(f"{run_dir} is not a run folder with preference pairs ({pairs_file})")
+    if split not in ("test", "train", "all"):
+        raise RewardLabError(f"--split {split}: one of test, train, all")
+    pairs = pd.read_parquet(pairs_file)
+    if split != "all":
+        pairs = pairs[pairs.split == split]
+    lo, hi = load_config(run_dir / "config.yaml").task.load().gold_range
+    model, tok = load_sequence_classifier(model_dir)
+    res = {"model": str(model_dir), "run": str(run_dir), "split": split,
+           **evaluate(model, tok, pairs, hi - lo, template, batch_size)}  # fmt: skip
+    for k, v in res.items():
+        typer.echo(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=1))
+
+
 cache_app = typer.Typer(help="The stage cache: list it, verify its files, remove its garbage.")
 app.add_typer(cache_app, name="cache")
 CacheDir = Annotated[Path, typer.Argument(help="the cache folder (a study's cache_dir)")]
