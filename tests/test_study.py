@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards import learned
@@ -396,3 +397,50 @@ def test_reward_models_train_on_an_outside_preference_file_as_on_gold_pairs(tiny
     assert (
         len(pd.read_parquet(c.stages["preferences"].path / "preferences.parquet")) == len(rows) - 1
     )
+
+
+def test_a_study_on_local_folders_with_bpe_and_wordpiece_tokenizers(tmp_path):
+    """examples/local_models.py's folders (a GPT-2 with a BPE tokenizer trained here, a BERT with
+    a WordPiece one, all-MiniLM-L6-v2 pretrained and random) run a study end to end; each reward
+    model scores as its own tokenizer and a plain forward pass say."""
+    import importlib.util
+
+    import yaml
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rewardlab.config import StudyConfig
+
+    spec = importlib.util.spec_from_file_location("local_models", "examples/local_models.py")
+    lm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lm)
+    study = yaml.safe_load(lm.build(tmp_path / "models").read_text())
+    study.update(cache_dir=str(tmp_path / "cache"), pool={"prompts": 4, "n": 8},
+                 preferences={"prompts": 40, "samples_per_prompt": 4})  # fmt: skip
+    study["policy"].update(train_prompts=200, epochs=1)
+    for r in study["rewards"]:
+        r["epochs"] = 1
+    study["optimizers"][1].update(steps=2, measure_every=2, prompts_per_step=2, generations=2,
+                                  measure_prompts=2, measure_samples=2, rewards=["rm-bert"])  # fmt: skip
+    s = run_study(StudyConfig.model_validate(study), tmp_path / "run", log=lambda _: None)
+
+    def tok_kind(stage):
+        return json.loads((s.stages[stage].path / "tokenizer.json").read_text())["model"]["type"]
+
+    assert tok_kind("policy") == "BPE" and tok_kind("rm-rm-bert") == "WordPiece"
+    names = {"rm-gpt", "rm-bert"} | (
+        {"rm-minilm", "rm-minilm-random"} if lm.minilm_path() else set()
+    )
+    assert names <= set(s.reward_models.stage.str.removeprefix("rm-"))
+    scores = pd.read_parquet(s.stages["scores"].path / "scores.parquet")
+    for name in names - {"rm-gpt"}:
+        folder = s.stages[f"rm-{name}"].path
+        tok = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        norm = json.loads((folder / "reward_norm.json").read_text())
+        with torch.no_grad():  # [CLS] prompt completion [SEP], as the tokenizer itself builds it
+            raw = [model(**tok(p + " " + c, return_tensors="pt")).logits[0, 0].item()
+                   for p, c in zip(scores.prompt[:6], scores.completion[:6], strict=True)]  # fmt: skip
+        back = scores[name][:6].to_numpy() * norm["norm_std"] + norm["norm_mean"]  # raw scale
+        np.testing.assert_allclose(back, raw, rtol=1e-5, atol=1e-6)
+    curve = pd.read_csv(tmp_path / "run" / "curves.csv")
+    assert {"bon", "grpo"} <= set(curve.optimizer)

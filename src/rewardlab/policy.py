@@ -19,10 +19,26 @@ from rewardlab.progress import bar
 from rewardlab.training import minibatch_train
 
 
+def _first(*ids: int | None) -> int | None:
+    return next((i for i in ids if i is not None), None)
+
+
+def begin_id(tok: PreTrainedTokenizerBase) -> int | None:
+    """The token a sequence starts with: ``<bos>``, else an encoder's ``[CLS]``, else none."""
+    return _first(tok.bos_token_id, getattr(tok, "cls_token_id", None))
+
+
+def end_id(tok: PreTrainedTokenizerBase) -> int | None:
+    """The token a finished completion ends with: ``<eos>``, else an encoder's ``[SEP]``."""
+    return _first(tok.eos_token_id, getattr(tok, "sep_token_id", None))
+
+
 def encode_prompt(tok: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    """``[<bos>] + ids(prompt)`` (no ``<bos>`` when the tokenizer has none)."""
+    """``[<bos>] + ids(prompt)`` (``[CLS]`` for an encoder's tokenizer; nothing when the
+    tokenizer has neither)."""
     ids = tok(prompt, add_special_tokens=False)["input_ids"]
-    return ([tok.bos_token_id] if tok.bos_token_id is not None else []) + ids
+    b = begin_id(tok)
+    return ([b] if b is not None else []) + ids
 
 
 class Encoded:
@@ -67,15 +83,16 @@ def encode(
     completions: Sequence[str],
     max_new_tokens: int | None = None,
 ) -> Encoded:
-    """Tokenize ``<bos> prompt completion <eos>`` once per sequence. With `max_new_tokens`, a
+    """Tokenize ``<bos> prompt completion <eos>`` once per sequence (``[CLS] prompt completion
+    [SEP]`` for an encoder's tokenizer, as a BERT reward model reads it). With `max_new_tokens`, a
     completion of that many tokens or more was cut by the sampler and gets no ``<eos>`` (as
     `sample` returns it)."""
     prompt_ids = {p: encode_prompt(tok, p) for p in dict.fromkeys(prompts)}
     comp_ids = tok(list(completions), add_special_tokens=False)["input_ids"] if completions else []
-    ids, plen = [], []
+    ids, plen, end = [], [], end_id(tok)
     for p, ci in zip(prompts, comp_ids, strict=True):
-        if max_new_tokens is None or len(ci) < max_new_tokens:
-            ci = ci + [tok.eos_token_id]
+        if end is not None and (max_new_tokens is None or len(ci) < max_new_tokens):
+            ci = ci + [end]
         ids.append(prompt_ids[p] + ci)
         plen.append(len(prompt_ids[p]))
     return Encoded(ids, plen, tok.pad_token_id)
