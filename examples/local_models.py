@@ -121,21 +121,23 @@ def build(out: str | Path, task: str = "topics") -> Path:
     out = Path(out).resolve()
     text = corpus(task)
     policy = bpe_policy(out / "policy", text)
-    rm = dict(kind="learned", epochs=3, lr=1e-4, batch_size=32)
+    rm = dict(kind="learned", epochs=2, lr=1e-4, batch_size=32)
     rewards = [
-        dict(name="rm-gpt", kind="learned", model=dict(n_layer=2, n_embd=32, n_head=4), epochs=3, lr=1e-3),
-        dict(name="rm-bert", model=dict(path=str(wordpiece_encoder(out / "rm-bert", text))), **rm | {"lr": 1e-3}),
+        dict(name="rm-gpt", kind="learned", model=dict(n_layer=2, n_embd=32, n_head=4), epochs=5, lr=1e-3),
+        dict(name="rm-bert", model=dict(path=str(wordpiece_encoder(out / "rm-bert", text))), **rm | {"epochs": 5, "lr": 1e-3}),
     ]  # fmt: skip
+    trained = ["rm-gpt"]
     pre = minilm_path()
-    if pre is not None:
+    if pre is not None:  # the question: does a pretrained backbone resist optimisation longer?
         rewards += [dict(name="rm-minilm", model=dict(path=str(pre)), **rm),
                     dict(name="rm-minilm-random", model=dict(path=str(random_minilm(out / "rm-minilm-random", pre))), **rm)]  # fmt: skip
+        trained = ["rm-minilm", "rm-minilm-random"]
     study = dict(
         study="local-models", seed=0, cache_dir="runs/cache",
         task=dict(name=task), policy=dict(model=dict(path=str(policy)), train_prompts=4000, epochs=10, lr=3e-3),
-        preferences=dict(prompts=1000, samples_per_prompt=4),
-        rewards=rewards, pool=dict(prompts=64, n=64),
-        optimizers=[dict(kind="bon"), dict(kind="grpo", rewards=[r["name"] for r in rewards], steps=60)],
+        preferences=dict(prompts=500, samples_per_prompt=4),
+        rewards=rewards, pool=dict(prompts=64, n=32),
+        optimizers=[dict(kind="bon"), dict(kind="grpo", rewards=trained, steps=40)],
     )  # fmt: skip
     path = out / "study.yaml"
     path.write_text(yaml.safe_dump(study, sort_keys=False))
