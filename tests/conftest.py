@@ -1,6 +1,7 @@
-"""Shared test set-up: offline hub, quiet bars, and a tiny study config."""
+"""Shared test set-up: offline hub, quiet bars, a tiny study config and a finished tiny run."""
 
 import os
+import shutil
 
 import pytest
 
@@ -46,3 +47,22 @@ def tiny_config(tmp_path):
     from rewardlab.config import StudyConfig
 
     return StudyConfig.model_validate(tiny_config_dict(tmp_path))
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """A finished tiny run (rule, a reward model, a 2-member ensemble, a program), its cache
+    removed so that only the run folder is left to serve from."""
+    tmp = tmp_path_factory.mktemp("integrations")
+    data = tiny_config_dict(tmp)
+    data["rewards"].append(
+        {"name": "asc", "kind": "program", "path": "builtin:sorting_ascending_only"}
+    )
+    from rewardlab.config import StudyConfig
+    from rewardlab.study import run_study
+
+    cfg = StudyConfig.model_validate(data)
+    run = tmp / "run"
+    run_study(cfg, run, log=lambda _: None)
+    shutil.rmtree(cfg.cache_dir)
+    return run

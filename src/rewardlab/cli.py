@@ -249,6 +249,66 @@ def eval_rm(
         out.write_text(json.dumps(res, indent=1))
 
 
+label_app = typer.Typer(help="People in the loop: the labelling app, its store, a simulated rater.")
+app.add_typer(label_app, name="label")
+LabelDb = Annotated[Path, typer.Option(help="the label database (SQLite)")]
+
+
+@label_app.command("serve")
+def label_serve(
+    run_dir: Annotated[Path, typer.Argument(help="the run folder whose pool is compared")],
+    db: LabelDb = Path("runs/labels.sqlite"),
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on")] = 8765,
+    host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
+) -> None:
+    """Serve the labelling pages and API over a run; a new database gets an admin, whose token
+    is written beside it (``<db>.admin-token``, readable by you alone)."""
+    import uvicorn
+
+    from rewardlab.label.app import make_app
+    from rewardlab.label.store import Store
+
+    if not (run_dir / "config.yaml").is_file():
+        raise RewardLabError(f"{run_dir} is not a run folder (it has no config.yaml)")
+    new = not db.exists()
+    store = Store(db)
+    if new:
+        token_file = db.with_name(db.name + ".admin-token")
+        token_file.touch(mode=0o600)
+        token_file.write_text(store.add_labeller("admin", admin=True) + "\n")
+        typer.echo(f"new label database {db}; the admin token is in {token_file}", err=True)
+    typer.echo(f"labelling {run_dir} on http://{host}:{port}/ (ratings: /rate)", err=True)
+    uvicorn.run(make_app(store, run_dir), host=host, port=port, log_level="warning")
+
+
+@label_app.command("simulate")
+def label_simulate(
+    url: Annotated[str, typer.Option(help="the label server")] = "http://127.0.0.1:8765",
+    token: Annotated[str, typer.Option(help="the simulated labeller's token")] = "",
+    task: Annotated[str, typer.Option(help="the task whose gold the rater knows")] = "topics",
+    kind: Annotated[str, typer.Option(help="comparison or rating")] = "comparison",
+    flip_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="chance a choice is flipped")
+    ] = 0.0,
+    bias_length: Annotated[
+        float, typer.Option(help="gold per extra word a longer output gets")
+    ] = 0.0,
+    delay_s: Annotated[float, typer.Option(min=0, help="seconds before each label")] = 0.0,
+    limit: Annotated[int | None, typer.Option(min=1, help="stop after this many labels")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the rater's noise")] = 0,
+) -> None:
+    """Label a queue through the HTTP API as a person would: gold plus noise, a delay, a bias."""
+    from rewardlab.label.simulate import simulate
+    from rewardlab.tasks import load_task
+
+    if not token:
+        raise RewardLabError("--token is required (the labeller's token)")
+    n = simulate(
+        url, token, load_task(task), kind, flip_rate, bias_length, 0.0, delay_s, limit, seed
+    )
+    typer.echo(f"posted {n} labels")
+
+
 cache_app = typer.Typer(help="The stage cache: list it, verify its files, remove its garbage.")
 app.add_typer(cache_app, name="cache")
 CacheDir = Annotated[Path, typer.Argument(help="the cache folder (a study's cache_dir)")]
