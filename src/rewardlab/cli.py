@@ -281,6 +281,73 @@ def label_serve(
     uvicorn.run(make_app(store, run_dir), host=host, port=port, log_level="warning")
 
 
+@label_app.command("export")
+def label_export(
+    db: LabelDb = Path("runs/labels.sqlite"),
+    out: Annotated[Path, typer.Option(help="the file to write")] = Path("runs/labels.jsonl"),
+    format: Annotated[
+        str, typer.Option(help="trl (JSONL, for preferences.file) or label-studio (JSON)")
+    ] = "trl",
+) -> None:
+    """Write the labels as TRL preference rows (train reward models on them with
+    ``preferences: {file: ...}``) or as Label Studio pairwise tasks."""
+    import json
+
+    from rewardlab.label.formats import label_studio, trl_pairs
+    from rewardlab.label.store import Store
+
+    if not db.is_file():
+        raise RewardLabError(f"label database {db} does not exist")
+    labels = Store(db).labels()
+    if format == "trl":
+        rows = trl_pairs(labels)
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+    elif format == "label-studio":
+        rows = label_studio(labels)
+        text = json.dumps(rows, indent=1)
+    else:
+        raise RewardLabError(f"--format {format}: trl or label-studio")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    typer.echo(f"{len(rows)} rows in {out}")
+
+
+@label_app.command("import")
+def label_import(
+    tasks: Annotated[Path, typer.Argument(help="a Label Studio JSON export of pairwise tasks")],
+    out: Annotated[Path, typer.Option(help="TRL preference rows (JSONL)")] = Path(
+        "runs/labels.jsonl"
+    ),
+) -> None:
+    """Turn Label Studio pairwise annotations into TRL preference rows for ``preferences.file``."""
+    import json
+
+    from rewardlab.label.formats import from_label_studio
+
+    try:
+        data = json.loads(tasks.read_text())
+    except (OSError, ValueError) as exc:
+        raise RewardLabError(f"{tasks}: not a readable JSON file ({exc})") from None
+    rows = from_label_studio(data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    typer.echo(f"{len(rows)} rows in {out}")
+
+
+@label_app.command("agreement")
+def label_agreement(db: LabelDb = Path("runs/labels.sqlite")) -> None:
+    """Each labeller's agreement with gold, and each pair's with each other."""
+    from rewardlab.label.agreement import agreement
+    from rewardlab.label.store import Store
+
+    if not db.is_file():
+        raise RewardLabError(f"label database {db} does not exist")
+    per, pairs = agreement(Store(db).labels())
+    typer.echo(per.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if len(pairs):
+        typer.echo("\n" + pairs.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
 @label_app.command("simulate")
 def label_simulate(
     url: Annotated[str, typer.Option(help="the label server")] = "http://127.0.0.1:8765",

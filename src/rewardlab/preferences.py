@@ -108,7 +108,7 @@ def read_preference_file(path: str, test_fraction: float, rng: np.random.Generat
     form: ``prompt`` a list of messages and ``chosen``/``rejected`` lists holding the answer, or
     no ``prompt`` and ``chosen``/``rejected`` whole conversations sharing it (implicit prompt).
     Without a ``split`` column (values train/test), ``test_fraction`` of the distinct prompts are
-    held out (drawn from `rng`).
+    held out (drawn from `rng`). A ``labeller`` column is kept.
 
     Raises:
         RewardLabError: unreadable file, missing columns, a malformed row.
@@ -156,6 +156,8 @@ def read_preference_file(path: str, test_fraction: float, rng: np.random.Generat
             prompt = pre_c
         rows.append(dict(prompt=prompt, chosen=chosen.strip(), rejected=rejected.strip()))
     df = pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
+    if "labeller" in raw:  # who labelled each pair (the labelling app's export says)
+        df["labeller"] = raw["labeller"].astype(str).to_numpy()
     if len(df) == 0:
         raise RewardLabError(f"preference file {p} has no rows")
     if "split" in raw:

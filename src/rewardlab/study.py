@@ -22,6 +22,7 @@ from rewardlab.cache import Cache, StageResult, copy_tree, exclusive_lock
 from rewardlab.common.io import read_parquet, write_atomic
 from rewardlab.config import PolicyConfig, PreferenceConfig, StudyConfig, TaskConfig, dump_config
 from rewardlab.errors import RewardLabError
+from rewardlab.label.agreement import agreement
 from rewardlab.models import (
     build_causal_lm,
     count_params,
@@ -132,18 +133,30 @@ def stage_preferences(cfg: PreferenceConfig, pool: StageResult, seed: int, out: 
     (out / "metrics.json").write_text(json.dumps(dict(pairs=counts, label_noise=flipped), indent=1))
 
 
+LABELLERS_FILE = "labellers.csv"  # a preference file's labellers and their agreement with gold
+
+
 def stage_file_preferences(
     cfg: PreferenceConfig, task_cfg: TaskConfig, seed: int, out: Path
 ) -> None:
     """Pairs read from the local file `cfg.file` (`preferences.read_preference_file`), split by
     prompt with the stream (seed, "preferences") unless it has a split column, gold-scored by the
-    task so that accuracy by gold margin can be reported; ``preferences.parquet`` and counts."""
+    task so that accuracy by gold margin can be reported; ``preferences.parquet`` and counts, and
+    for a file with a ``labeller`` column ``labellers.csv`` and ``labeller_pairs.csv``
+    (`label.agreement`)."""
     prefs = read_preference_file(cfg.file, cfg.test_fraction, rng(seed, "preferences"))
     task = task_cfg.load()
     p = prefs.prompt.tolist()
     prefs.insert(3, "gold_chosen", checked_gold(task, p, prefs.chosen.tolist()))
     prefs.insert(4, "gold_rejected", checked_gold(task, p, prefs.rejected.tolist()))
     prefs.to_parquet(out / "preferences.parquet", index=False)
+    if "labeller" in prefs:  # people's labels: how far each agrees with gold and with the others
+        as_labels = [dict(kind="comparison", labeller=r.labeller, prompt=r.prompt, a=r.chosen,
+                          b=r.rejected, choice="a", gold_a=r.gold_chosen, gold_b=r.gold_rejected)
+                     for r in prefs.itertuples()]  # fmt: skip
+        per, pairs = agreement(as_labels)
+        per.to_csv(out / LABELLERS_FILE, index=False)
+        pairs.to_csv(out / "labeller_pairs.csv", index=False)
     counts = prefs["split"].value_counts().to_dict()
     against = float((prefs.gold_chosen < prefs.gold_rejected).mean())
     (out / "metrics.json").write_text(

@@ -237,6 +237,18 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
         )
     if len(examples) and figs:
         figs.append(plots.plot_examples(examples, run_dir))
+    lab_path = run_dir / "stages" / "preferences" / "labellers.csv"
+    labellers_html = ""
+    if lab_path.is_file():
+        pairs_path = lab_path.with_name("labeller_pairs.csv")
+        pairs = pd.read_csv(pairs_path) if pairs_path.is_file() else pd.DataFrame()
+        labellers_html = (
+            "<h2>Labellers</h2><p>The preference pairs came from people: each labeller's "
+            "agreement with gold (the share of their labels whose chosen completion has the higher "
+            "gold) and, on the comparisons two of them both labelled, with each other.</p>"
+            + table(pd.read_csv(lab_path))
+            + (table(pairs) if len(pairs) else "")
+        )
     rms_path = run_dir / "reward_models.csv"
     rms = pd.read_csv(rms_path) if rms_path.is_file() else pd.DataFrame()
     cfg = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
@@ -265,6 +277,7 @@ KL of best-of-n is log n − (n−1)/n nats (an upper bound when completions rep
 {rl_html}
 <h2>Fitted coefficients</h2>{table(pd.DataFrame(fit_rows))}{"".join(img(f) for f in figs[2:3])}
 <h2>Reward models</h2>{table(rms) if len(rms) else "<p>none</p>"}
+{labellers_html}
 {ex_html}{img(figs[3]) if len(figs) > 3 else ""}
 <h2>Config</h2><pre>{html.escape(cfg)}</pre>"""
     write_page(run_dir / "report.html", f"rewardlab report: {run_dir.name}", body)
