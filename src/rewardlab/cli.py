@@ -363,6 +363,10 @@ def label_simulate(
     delay_s: Annotated[float, typer.Option(min=0, help="seconds before each label")] = 0.0,
     limit: Annotated[int | None, typer.Option(min=1, help="stop after this many labels")] = None,
     seed: Annotated[int, typer.Option(help="seed of the rater's noise")] = 0,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", help="keep waiting for new requests (a learner's) until stopped"),
+    ] = False,
 ) -> None:
     """Label a queue through the HTTP API as a person would: gold plus noise, a delay, a bias."""
     from rewardlab.label.simulate import simulate

@@ -287,7 +287,7 @@ def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str
     bon_pool = cache.run("pool", stage_pool, sampling=cfg.sampling, task_cfg=cfg.task, policy=pol,
                          split="bon", n_prompts=cfg.pool.prompts, n_samples=cfg.pool.n, seed=seed)  # fmt: skip
     study.stages["pool-bon"] = bon_pool
-    scored = [r for n, r in rewards.items() if n != RULE]
+    scored = [r for n, r in rewards.items() if n != RULE and r.pool]
     if scored:
         sc = cache.run("scores", stage_scores, rewards=scored, pool=bon_pool, task_cfg=cfg.task)
         study.stages["scores"] = sc
@@ -343,7 +343,7 @@ def build_rewards(
         used = {"policy": pol, "pool-preferences": pref_pool, "preferences": prefs}
     rctx = RewardContext(task, cfg.task, seed, cache, pol, prefs, device, log, preference_cfg=pc)
     rctx.stages.update(used)
-    rewards: dict[str, Reward] = {}
+    rewards = rctx.built
     for spec in cfg.rewards:
         for r in KINDS[spec.kind].build(spec, rctx):
             rewards[r.name] = r

@@ -10,6 +10,7 @@ in [0, 1] (the task's gold range mapped onto it).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import requests
@@ -29,9 +30,12 @@ def simulate(
     limit: int | None = None,
     seed: int = 0,
     timeout_s: float = 30.0,
+    follow: Callable[[], bool] | None = None,
+    poll_s: float = 0.2,
 ) -> int:
     """Label the queue of `token`'s labeller at `url` until it is empty (or `limit` labels);
-    return how many labels were posted."""
+    with `follow`, keep waiting for new items (a learner's requests) while ``follow()`` is true.
+    Return how many labels were posted."""
     rng = np.random.default_rng(seed)
     lo, hi = task.gold_range
     headers = {"X-Token": token}
@@ -44,6 +48,9 @@ def simulate(
             raise RewardLabError(f"the label server answered {r.status_code}: {r.text[:200]}")
         item = r.json()["item"]
         if item is None:
+            if follow is not None and follow():
+                time.sleep(poll_s)
+                continue
             return done
         if kind == "comparison":
             ga, gb = task.gold([item["prompt"]] * 2, [item["a"], item["b"]])

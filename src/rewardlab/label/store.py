@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS labellers (
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('comparison', 'rating')),
     labeller_id INTEGER NOT NULL REFERENCES labellers(id), prompt TEXT NOT NULL,
-    a TEXT NOT NULL, b TEXT, gold_a REAL, gold_b REAL, source TEXT, created REAL NOT NULL);
+    a TEXT NOT NULL, b TEXT, gold_a REAL, gold_b REAL, source TEXT, created REAL NOT NULL,
+    request_key TEXT UNIQUE);
 CREATE TABLE IF NOT EXISTS labels (
     id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL REFERENCES items(id),
     labeller_id INTEGER NOT NULL REFERENCES labellers(id),
@@ -143,6 +144,28 @@ class Store:
                 )  # fmt: skip
                 ids.append(cur.lastrowid)
         return ids
+
+    def request_ratings(self, labeller: str, rows: Sequence[dict], source: str = "") -> list[int]:
+        """Rating items for `rows` (prompt, a, key), one per distinct ``key``: a request already
+        made (by a learner before its restart) is found again, not repeated. Their ids."""
+        lid = self.labeller_id(labeller)
+        with self.connect() as db:
+            for r in rows:
+                db.execute(
+                    "INSERT OR IGNORE INTO items (kind, labeller_id, prompt, a, source, created, "
+                    "request_key) VALUES ('rating', ?, ?, ?, ?, ?, ?)",
+                    (lid, r["prompt"], r["a"], source, time.time(), r["key"]),
+                )
+            return [db.execute("SELECT id FROM items WHERE request_key = ?", (r["key"],)).fetchone()[0]
+                    for r in rows]  # fmt: skip
+
+    def scores(self, item_ids: Sequence[int]) -> dict[int, int]:
+        """{item: score} of the rated items among `item_ids`."""
+        with self.connect() as db:
+            q = ",".join("?" * len(item_ids))
+            rows = db.execute(f"SELECT item_id, score FROM labels WHERE score IS NOT NULL AND "
+                              f"item_id IN ({q})", list(item_ids)).fetchall()  # fmt: skip
+        return dict(rows)
 
     def next_item(self, labeller_id: int, kind: str) -> dict | None:
         """The labeller's first unlabelled item of `kind` (gold left out), or None."""

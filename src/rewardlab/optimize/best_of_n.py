@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from rewardlab.errors import RewardLabError
 from rewardlab.measure import Fit, bon_curve, default_ns, fit_bon, normalize
 from rewardlab.optimize.curves import CURVE_COLUMNS
 from rewardlab.rewards.base import RULE
@@ -118,7 +119,15 @@ def run_best_of_n(
 
 def run(cfg: Config, ctx) -> BonResult:
     """Best-of-n by every reward of `cfg.rewards` (default: all) from the scored pool."""
-    names = cfg.rewards if cfg.rewards is not None else list(ctx.rewards)
+    names = (
+        cfg.rewards if cfg.rewards is not None else [n for n, r in ctx.rewards.items() if r.pool]
+    )
+    off_pool = [n for n in names if not ctx.rewards[n].pool]
+    if off_pool:
+        raise RewardLabError(
+            f"bon: {off_pool} cannot pick from the pool (a reward people give is asked for by a "
+            "trainer only); leave them out of bon's rewards"
+        )
     rewards = {n: ctx.rewards[n].params for n in names if n != RULE}
     return run_best_of_n(ctx.scores, rewards, seed=ctx.seed, n_boot=cfg.n_boot)
 

@@ -133,9 +133,17 @@ def stage_rl(
         **common_args(device),
     )
     dataset = Dataset.from_dict({"prompt": train_prompts, **columns_for(task, train_prompts)})
+    proxy = guarded  # a reward people give is measured by its stand-in (none: no proxy)
+    if not reward.pool:
+        sub = reward.stand_in
+        proxy = (
+            GuardedReward(sub.fn, sub.name, "stop", cfg.reward_timeout_s, sub.isolate)
+            if sub
+            else None
+        )
     measure = Measure(
         cfg.measure_every, work / CURVE_FILE, init_model=init, tok=tok, task=task,
-        sampling=sampling, prompts=eval_prompts, samples=cfg.measure_samples, reward=guarded,
+        sampling=sampling, prompts=eval_prompts, samples=cfg.measure_samples, reward=proxy,
         seed=seed, columns=columns_for(task, eval_prompts),
     )  # fmt: skip
     callbacks = [measure]  # measure first: a step's measurement uses the reward of that step
@@ -154,9 +162,10 @@ def stage_rl(
     for f in (LOG_FILE, SAMPLES_FILE):
         if (work / f).is_file():
             shutil.copy2(work / f, out / f)
-    (out / "rewards.json").write_text(
-        json.dumps({"reward": reward.name, "calls": guarded.calls, "skipped": guarded.skipped})
-    )
+    report = getattr(reward.fn, "report", None)  # a human reward: its requests and waits
+    (out / "rewards.json").write_text(json.dumps(
+        {"reward": reward.name, "calls": guarded.calls, "skipped": guarded.skipped,
+         **({"requests": report()} if report else {})}, indent=1))  # fmt: skip
 
 
 def run(cfg: Config, ctx: OptimizerContext) -> list[Trained]:
@@ -186,5 +195,6 @@ def run(cfg: Config, ctx: OptimizerContext) -> list[Trained]:
                     "reward_model", Path(e["path"]), e["stage"], False, 0.0
                 )
         raw = pd.read_csv(res.path / CURVE_FILE)
-        out.append(Trained(cfg.kind, name, name, label, raw, beta=cfg.beta))
+        proxy = name if reward.pool else (reward.stand_in.name if reward.stand_in else None)
+        out.append(Trained(cfg.kind, name, proxy, label, raw, beta=cfg.beta))
     return out

@@ -13,6 +13,7 @@ from rewardlab.rewards import (
     demos,
     ensemble,
     function,
+    human,
     learned,
     likelihood_ratio,
     program,
@@ -34,6 +35,7 @@ KINDS = {
     "demos": demos,
     "likelihood_ratio": likelihood_ratio,
     "program": program,
+    "human": human,
 }
 
 RewardSpec = Annotated[
@@ -44,7 +46,8 @@ RewardSpec = Annotated[
     | classifier.Config
     | demos.Config
     | likelihood_ratio.Config
-    | program.Config,
+    | program.Config
+    | human.Config,
     Field(discriminator="kind"),
 ]
 

@@ -56,6 +56,10 @@ class Reward:
             (fn, stage, gold_calls)``: the reward retrained on its own data plus `samples`
             (columns prompt, completion, gold, step: the policy's samples so far), the stage
             that holds it, and the gold labels that retraining used.
+        pool: scored on the best-of-n pool (False for a reward people give, which only a
+            trainer asks for).
+        stand_in: the reward measured (and normalised) as this one's proxy when this one cannot
+            be asked at every measurement (a human reward's fallback; None: no proxy).
     """
 
     name: str
@@ -66,6 +70,8 @@ class Reward:
     meta: dict = field(default_factory=dict)
     isolate: bool = False
     refresh: Callable[[Any], tuple[RewardFn, StageResult, int]] | None = None
+    pool: bool = True
+    stand_in: Reward | None = None
 
     def cache_key(self) -> Any:
         return {"reward": self.name, "kind": self.kind, "key": self.key}
@@ -89,6 +95,7 @@ class RewardContext:
     log: Callable[[str], None] = print
     stages: dict[str, StageResult] = field(default_factory=dict)
     preference_cfg: Any = None  # how the study labels pairs (refreshed pairs are labelled alike)
+    built: dict[str, Reward] = field(default_factory=dict)  # the rewards listed before this one
 
     def stage(self, label: str, name: str, fn: Callable[..., None], **inputs) -> StageResult:
         """Build stage `name` via the cache and record it under `label` for the run folder."""

@@ -168,13 +168,17 @@ class GuardedReward:
             )
         vals = np.array([_number(s) for s in scores], dtype=float)
         bad = ~np.isfinite(vals)
+        if getattr(self.fn, "may_skip", False):  # a reward that skips samples itself (None)
+            self.skipped += sum(s is None for s in scores)
+            bad &= np.array([s is not None for s in scores], dtype=bool)
         if bad.any() and self.mode == "stop":
             i = int(np.flatnonzero(bad)[0])
             raise self._bad(
                 i, f"returned {scores[i]!r} (not a finite number)", prompts, completions
             )
         self.skipped += int(bad.sum())
-        return [None if b else float(v) for v, b in zip(vals, bad, strict=True)]
+        return [None if b or s is None else float(v)
+                for v, b, s in zip(vals, bad, scores, strict=True)]  # fmt: skip
 
     def close(self) -> None:
         """Stop the child process, if any."""
