@@ -104,3 +104,20 @@ def test_a_fallback_not_listed_before_is_an_error(tmp_path):
     d["rewards"] = [dict(name="people", kind="human", db=str(db), labeller="ann", fallback="rm-a")]
     with pytest.raises(RewardLabError, match="fallback 'rm-a' is not a reward listed before it"):
         run_study(StudyConfig.model_validate(d), tmp_path / "run", log=lambda _: None)
+
+
+def test_a_simulated_rater_in_process_answers_every_request(tmp_path):
+    """`simulated:` serves the labelling app in the study's own process and rates through it."""
+    d = tiny_config_dict(tmp_path)
+    db = tmp_path / "labels.sqlite"
+    d["rewards"] = [d["rewards"][0], dict(name="people", kind="human", db=str(db), labeller="rater",
+                                          p=1.0, timeout_s=60, fallback="rm-a", simulated={})]  # fmt: skip
+    d["optimizers"] = [dict(kind="grpo", rewards=["people"], steps=2, prompts_per_step=2, generations=2,
+                            measure_every=2, measure_prompts=2, measure_samples=2)]  # fmt: skip
+    s = run_study(StudyConfig.model_validate(d), tmp_path / "run", log=lambda _: None)
+    log = json.loads((s.stages["grpo-people"].path / "rewards.json").read_text())["requests"]
+    assert [(e["sent"], e["answered"]) for e in log] == [(4, 4), (4, 4)]
+    labels = Store(db).labels()
+    assert len(labels) == 8 and all(r["labeller"].startswith("rater-sim-") for r in labels)
+    gold = TASK.gold([r["prompt"] for r in labels], [r["a"] for r in labels])
+    assert [r["score"] for r in labels] == [int(np.clip(round(1 + 6 * g), 1, 7)) for g in gold]
