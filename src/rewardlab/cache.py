@@ -234,10 +234,10 @@ class Cache:
             shutil.rmtree(final)
         tmp = self.root / f".{name}-{h}.tmp-{socket.gethostname()}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.log(f"[{name}] building ...")
         t0 = time.perf_counter()
-        try:
+        try:  # from the folder's creation on: a signal at any point removes it
+            tmp.mkdir(parents=True)
+            self.log(f"[{name}] building ...")
             build(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
