@@ -444,3 +444,35 @@ def test_a_study_on_local_folders_with_bpe_and_wordpiece_tokenizers(tmp_path):
         np.testing.assert_allclose(back, raw, rtol=1e-5, atol=1e-6)
     curve = pd.read_csv(tmp_path / "run" / "curves.csv")
     assert {"bon", "grpo"} <= set(curve.optimizer)
+
+
+def test_a_local_model_folder_replaced_in_place_is_rebuilt(tmp_path):
+    """A policy folder overwritten with other weights under the same path rebuilds the policy
+    and everything after it; an unchanged folder is taken from the cache."""
+    from rewardlab.config import StudyConfig, TaskConfig
+    from rewardlab.models import build_causal_lm
+    from rewardlab.specs import ModelSpec
+    from rewardlab.tasks import build_tokenizer
+    from tests.conftest import tiny_config_dict
+
+    d = tiny_config_dict(tmp_path)
+    folder = tmp_path / "policy-folder"
+    tok = build_tokenizer(TaskConfig.model_validate(d["task"]).load().vocab)
+
+    def save(seed):
+        torch.manual_seed(seed)
+        model = build_causal_lm(ModelSpec(n_layer=1, n_embd=16, n_head=2), tok, positions=64)
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+
+    save(0)
+    d["policy"]["model"] = {"path": str(folder)}
+    d["rewards"] = d["rewards"][:1]
+    cfg = StudyConfig.model_validate(d)
+    first = run_study(cfg, tmp_path / "r1", log=lambda _: None).stages
+    again = run_study(cfg, tmp_path / "r2", log=lambda _: None).stages
+    assert not again["policy"].built and again["policy"].hash == first["policy"].hash
+    save(1)
+    third = run_study(cfg, tmp_path / "r3", log=lambda _: None).stages
+    assert third["policy"].built and third["policy"].hash != first["policy"].hash
+    assert third["rm-rm-a"].built and third["rm-rm-a"].hash != first["rm-rm-a"].hash

@@ -91,3 +91,33 @@ def test_a_reward_module_is_keyed_on_its_content(tmp_path, monkeypatch):
         "def reward(p, c, **kw):\n    return [0.0] * len(c)\n"
     )
     assert cfg.cache_key()["sha256"] != before
+
+
+def test_a_model_folder_is_keyed_on_its_files_content(tmp_path):
+    """folder_sha256 against the same digest computed here by hand; a file rewritten in place
+    (same name, same size) changes it, renaming the folder does not."""
+    from rewardlab.specs import ModelSpec
+    from rewardlab.userfiles import folder_sha256
+
+    folder = tmp_path / "m"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text('{"a": 1}')
+    (folder / "sub" / "w.bin").write_bytes(b"\x00" * 64)
+
+    def by_hand(root):
+        rows = [
+            f"{rel} {hashlib.sha256((root / rel).read_bytes()).hexdigest()}"
+            for rel in ("config.json", "sub/w.bin")
+        ]
+        return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+    before = folder_sha256(folder)
+    assert before == by_hand(folder)
+    (folder / "sub" / "w.bin").write_bytes(b"\x01" * 64)  # retrained in place
+    assert folder_sha256(folder) == by_hand(folder) != before
+    moved = folder.rename(tmp_path / "elsewhere")
+    assert folder_sha256(moved) == by_hand(moved)
+    assert folder_sha256(tmp_path / "absent") == "missing"
+    spec = ModelSpec(path=str(moved))
+    assert spec.cache_key() == {**spec.model_dump(mode="json"), "path_sha256": by_hand(moved)}
+    assert ModelSpec().cache_key() == ModelSpec().model_dump(mode="json")  # built specs unchanged

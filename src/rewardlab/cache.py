@@ -40,12 +40,12 @@ def digest(obj) -> str:
 
 def keyable(value):
     """What a stage input contributes to the stage's key: a finished stage its hash, an object
-    with ``cache_key()`` (a config that names a file adds the file's content) that, a pydantic
-    model its fields, containers item by item, a scalar itself."""
+    with ``cache_key()`` (a config that names a file or folder adds its content) that, keyed in
+    turn, a pydantic model its fields, containers item by item, a scalar itself."""
     if isinstance(value, StageResult):
         return {"stage": value.hash}
     if hasattr(value, "cache_key"):
-        return value.cache_key()
+        return keyable(value.cache_key())
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
     if isinstance(value, dict):

@@ -19,7 +19,7 @@ from rewardlab.optimize import OptimizerSpec
 from rewardlab.report.tracking import TrackingConfig
 from rewardlab.rewards import KINDS as REWARD_KINDS
 from rewardlab.rewards import RULE, RewardSpec
-from rewardlab.specs import Device, ModelSpec, SamplingConfig, Strict
+from rewardlab.specs import Device, ModelSpec, SamplingConfig, Strict, spec_key
 from rewardlab.userfiles import file_sha256, source_digest
 
 
@@ -59,6 +59,10 @@ class PolicyConfig(Strict):
     epochs: int = Field(3, ge=0, description="SFT passes over the demonstrations (0: as built)")
     lr: float = Field(3e-3, gt=0, description="peak AdamW learning rate (warm-up, cosine decay)")
     batch_size: int = Field(64, ge=1, description="demonstrations per optimizer step")
+
+    def cache_key(self) -> dict:
+        """The config, with a local model folder keyed by its content."""
+        return spec_key(self)
 
 
 class PreferenceConfig(Strict):

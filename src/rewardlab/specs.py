@@ -23,11 +23,34 @@ class ModelSpec(Strict):
     n_head: int = Field(4, ge=1, description="attention heads (must divide n_embd)")
     path: str | None = Field(None, description="local model folder; overrides the size spec")
 
+    def cache_key(self) -> dict:
+        """The spec, and for a local folder the content of its files (`userfiles.folder_sha256`):
+        a model replaced under the same path is a new model. A spec without a folder keys as its
+        fields, as before folders were keyed by content."""
+        from rewardlab.userfiles import folder_sha256
+
+        d = self.model_dump(mode="json")
+        if self.path is not None:
+            d["path_sha256"] = folder_sha256(self.path)
+        return d
+
     @model_validator(mode="after")
     def _heads_divide(self) -> ModelSpec:
         if self.path is None and self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
         return self
+
+
+def spec_key(config: BaseModel, **dump) -> dict:
+    """`config.model_dump(mode="json", **dump)` with each model-spec field left a `ModelSpec`: a
+    valid config for the stage that receives it, and keyed by `cache.keyable` through
+    `ModelSpec.cache_key`, so a local folder's content enters the key of what is built from it."""
+    d = config.model_dump(mode="json", **dump)
+    for name in d:
+        value = getattr(config, name, None)
+        if isinstance(value, ModelSpec):
+            d[name] = value
+    return d
 
 
 class SamplingConfig(Strict):

@@ -66,6 +66,33 @@ def file_sha256(path: str | Path) -> str:
     return _content_sha(Path(path))
 
 
+# (folder, its files' sizes and mtimes) -> digest: a folder is hashed once per process per state
+_FOLDERS: dict[tuple, str] = {}
+
+
+def folder_sha256(path: str | Path) -> str:
+    """SHA-256 over a local model folder's files: each file's path relative to the folder and the
+    SHA-256 of its content, sorted by path, so a model retrained in place under the same path is a
+    new key. "missing" if the folder cannot be read."""
+    root = Path(path)
+    if not root.is_dir():
+        return "missing"
+    try:
+        files = sorted(f for f in root.rglob("*") if f.is_file())
+        state = (str(root.resolve()), *((str(f), *_stamp(f)) for f in files))
+    except OSError:
+        return "missing"
+    if state not in _FOLDERS:
+        rows = [f"{f.relative_to(root).as_posix()} {_content_sha(f)}" for f in files]
+        _FOLDERS[state] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return _FOLDERS[state]
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
 def _content_sha(path: Path) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -29,7 +29,7 @@ from rewardlab.preferences import split_pairs
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
 from rewardlab.rewards.learned import NORM_FILE, LearnedReward, batch_scores, score_encoded
 from rewardlab.seeding import seed_everything
-from rewardlab.specs import ModelSpec
+from rewardlab.specs import ModelSpec, spec_key
 from rewardlab.tasks import build_tokenizer
 from rewardlab.training import minibatch_train
 
@@ -44,7 +44,7 @@ class BinaryConfig(RewardBase):
 
     def training(self) -> dict:
         """What the trained model depends on besides the data (not its name)."""
-        return self.model_dump(mode="json", exclude={"name", "kind"})
+        return spec_key(self, exclude={"name", "kind"})
 
 
 class Config(BinaryConfig):

@@ -36,7 +36,7 @@ from rewardlab.policy import Encoded, by_length, encode
 from rewardlab.preferences import make_pairs, split_pairs
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
 from rewardlab.seeding import derive, seed_everything
-from rewardlab.specs import ModelSpec
+from rewardlab.specs import ModelSpec, spec_key
 from rewardlab.tasks import build_tokenizer
 from rewardlab.training import minibatch_train
 
@@ -68,7 +68,7 @@ class Config(RewardBase):
 
     def training(self) -> dict:
         """What the trained model depends on besides the data (not its name)."""
-        out = self.model_dump(mode="json", include=set(Config.model_fields) - {"name", "kind"})
+        out = spec_key(self, include=set(Config.model_fields) - {"name", "kind"})
         if self.patience is None:  # val_fraction is unused; keys of earlier models stay valid
             out.pop("patience"), out.pop("val_fraction")
         return out
