@@ -33,3 +33,14 @@ def test_dqn_and_ppo_run_in_an_experiment(tmp_path):
     assert np.allclose(results.gold, trash.TRASH_REWARD * rate)
     assert np.allclose(results.visible, trash.TRASH_REWARD * rate + trash.BUTTON_REWARD * presses)
     assert (tmp_path / "report.html").is_file()
+
+
+def test_training_writes_no_log_folder_in_the_temporary_folder(tmp_path, monkeypatch):
+    """SB3's default logger makes a /tmp/SB3-<time>/ folder per model; the agents' does not."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    for algo in ("dqn", "ppo"):
+        SB3Agent(algo, "rewardlab/TrashButton-v0", 0).train(100)
+    assert list(tmp_path.iterdir()) == []

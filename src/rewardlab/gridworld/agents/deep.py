@@ -37,6 +37,7 @@ class SB3Agent:
     def train(self, timesteps: int, options: dict | None = None) -> None:
         """Learn for `timesteps` environment steps on an environment reset with `options`."""
         from stable_baselines3 import DQN, PPO
+        from stable_baselines3.common.logger import Logger
 
         env = self._make(options)
         if self.model is None:
@@ -53,6 +54,8 @@ class SB3Agent:
                     verbose=0,
                     device="cpu",
                 )
+            # a logger of its own that writes nothing: SB3's default makes /tmp/SB3-<time>/
+            self.model.set_logger(Logger(folder=None, output_formats=[]))
         else:
             self.model.set_env(env)
         self.model.learn(total_timesteps=timesteps, reset_num_timesteps=False)
