@@ -70,7 +70,7 @@ def test_a_killed_run_resumes_without_redoing_finished_stages(tiny_config, tmp_p
     real = learned.stage_reward_model
 
     def dies_on_second_member(cfg, member, **kw):
-        if cfg["model"]["n_embd"] == 16 and member == 1:  # rm-b's second member
+        if cfg["model"].n_embd == 16 and member == 1:  # rm-b's second member
             raise KeyboardInterrupt  # the user pressed ctrl-c mid-stage
         return real(cfg, member, **kw)
 

@@ -32,3 +32,16 @@ def test_rule_reward():
     r = RuleReward(load_task("arithmetic"))
     assert r(["1 + 1 ="], ["2"]) == [1.0]
     assert r.__name__ == "rule:arithmetic"
+
+
+def test_member_0_is_the_single_model_of_the_same_spec(tmp_path):
+    """An ensemble's member 0 and a learned model of its spec are one stage (trained once)."""
+    from rewardlab.config import StudyConfig
+    from rewardlab.study import run_study
+    from tests.conftest import tiny_config_dict
+
+    d = tiny_config_dict(tmp_path)
+    d["rewards"][1]["model"] = d["rewards"][0]["model"]
+    s = run_study(StudyConfig.model_validate(d), tmp_path / "run", log=lambda _: None).stages
+    assert s["rm-rm-b-m0"].hash == s["rm-rm-a"].hash
+    assert s["rm-rm-b-m1"].hash != s["rm-rm-a"].hash
