@@ -95,7 +95,8 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 def _content_sha(path: Path) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        with path.open("rb") as f:  # streamed: model weights can be gigabytes
+            return hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return "missing"
 

@@ -12,7 +12,6 @@ from pydantic import Field
 
 from rewardlab.rewards import learned
 from rewardlab.rewards.base import Reward, RewardContext
-from rewardlab.specs import spec_key
 
 REDUCERS = ("mean", "min", "uwo")
 Reducer = Literal["mean", "min", "uwo"]
@@ -33,14 +32,6 @@ class Config(learned.Config):
     def names(self) -> list[str]:
         """One reward per reducer: ``<name>/<reducer>``, the only place these names are made."""
         return [f"{self.name}/{red}" for red in self.reducers]
-
-    def training(self) -> dict:
-        """What each member depends on: the same as a single learned model of this spec."""
-        skip = {"name", "kind", "members", "reducers", "uwo_lambda"}
-        out = spec_key(self, include=set(learned.Config.model_fields) - skip)
-        if self.patience is None:  # as learned.Config.training, so member 0 is that model
-            out.pop("patience"), out.pop("val_fraction")
-        return out
 
 
 def reduce_scores(scores: np.ndarray, reducer: str, lam: float = 1.0) -> np.ndarray:
