@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= studies/quick.yaml
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean clean-runs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -18,7 +18,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 run: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/rewardlab run $(CONFIG)
 
-test: $(VENV)/.installed
+# the browser tests drive Debian's Chromium: installed here when it is missing
+/usr/bin/chromium:
+	scripts/install-browser
+
+test: $(VENV)/.installed /usr/bin/chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed
@@ -27,5 +31,9 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_training.py
 
+# clean removes the environment only; clean-runs removes every run folder and the stage cache
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV)
+
+clean-runs:
+	rm -rf runs

@@ -229,3 +229,184 @@ def test_writing_on_the_answer_pipe_is_an_error_not_a_crash(tmp_path):
                     "            pass\n    return [1.0, 1.0]\n")  # fmt: skip
     with pytest.raises(ProgramError, match="answered outside the protocol"):
         _run(path)
+
+
+# --- issue 25: a program that acts on other processes, root capabilities, disk, bad answers ---
+
+
+def _sleeper():
+    import subprocess
+
+    return subprocess.Popen(["sleep", "60"])
+
+
+def _sched(pid: int):
+    return (os.getpriority(os.PRIO_PROCESS, pid), os.sched_getaffinity(pid),
+            os.sched_getscheduler(pid))  # fmt: skip
+
+
+def test_a_program_cannot_set_the_labs_resource_limits(tmp_path):
+    import resource
+
+    before = [resource.getrlimit(r) for r in (resource.RLIMIT_CPU, resource.RLIMIT_NOFILE)]
+    path = _program(tmp_path, "    import resource\n"
+                    "    resource.prlimit(os.getppid(), resource.RLIMIT_CPU, (1, 1))\n"
+                    "    resource.prlimit(os.getppid(), resource.RLIMIT_NOFILE, (5, 5))\n"
+                    "    return [1.0, 1.0]\n")  # fmt: skip
+    with pytest.raises(ProgramError, match="Operation not permitted"):
+        _run(path)
+    assert [resource.getrlimit(r) for r in (resource.RLIMIT_CPU, resource.RLIMIT_NOFILE)] == before
+    good = _program(tmp_path, "    import resource\n"  # its own limits it may lower
+                    "    resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))\n"
+                    "    return [float(resource.getrlimit(resource.RLIMIT_NOFILE)[0])] * 2\n", "g.py")  # fmt: skip
+    assert _run(good) == [32.0, 32.0]
+    assert _run(good) == [32.0, 32.0]  # the next call still finds libseccomp (files not exhausted)
+
+
+@pytest.mark.parametrize("target", ["lab", "other"])
+def test_a_program_cannot_change_another_processs_priority_affinity_or_scheduler(tmp_path, target):
+    other = _sleeper()
+    pid = os.getpid() if target == "lab" else other.pid
+    try:
+        before = _sched(pid)
+        for i, call in enumerate([
+            f"os.setpriority(os.PRIO_PROCESS, {pid}, 19)",
+            f"os.sched_setaffinity({pid}, {{0}})",
+            f"os.sched_setscheduler({pid}, os.SCHED_IDLE, os.sched_param(0))",
+            "os.setpriority(os.PRIO_USER, 0, 19)",
+        ]):  # fmt: skip
+            path = _program(tmp_path, f"    {call}\n    return [1.0, 1.0]\n", f"p{i}.py")
+            with pytest.raises(ProgramError, match="Operation not permitted"):
+                _run(path)
+        assert _sched(pid) == before
+    finally:
+        other.kill()
+        other.wait()
+    own = _program(tmp_path, "    os.nice(1)\n    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+                   "    return [float(os.getpriority(os.PRIO_PROCESS, 0)), float(len(os.sched_getaffinity(0)))]\n",
+                   "own.py")  # fmt: skip
+    assert _run(own)[1] == 1.0  # a program may still lower its own priority and affinity
+
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI runs as root)")
+
+
+@root_only
+def test_as_root_a_device_node_made_in_scratch_cannot_be_opened(tmp_path):
+    path = _program(tmp_path, "    import stat\n"
+                    "    os.mknod('kmsg', 0o600 | stat.S_IFCHR, os.makedev(1, 11))\n"
+                    "    return [float(len(open('kmsg', 'rb').read(100)))] * 2\n")  # fmt: skip
+    with pytest.raises(ProgramError, match="Operation not permitted|Permission denied"):
+        _run(path, _refuse=False)
+
+
+@root_only
+def test_as_root_reboot_and_sethostname_are_refused_before_their_arguments_are_read(tmp_path):
+    import platform
+
+    nrs = {"x86_64": (169, 170), "aarch64": (142, 161)}.get(platform.machine())
+    if nrs is None:
+        pytest.skip(f"system call numbers not known for {platform.machine()}")
+    path = _program(tmp_path, "    import ctypes\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+                    f"    libc.syscall({nrs[0]}, 0, 0, 0, 0)\n    e1 = ctypes.get_errno()\n"
+                    f"    libc.syscall({nrs[1]}, 0, -1)\n    e2 = ctypes.get_errno()\n"
+                    "    return [float(e1), float(e2)]\n")  # fmt: skip
+    import errno
+
+    assert _run(path, _refuse=False) == [float(errno.EPERM)] * 2  # not EINVAL: no argument read
+
+
+WRITE_600MB = ("    block = b'x' * 2**20\n    for f in range(12):\n"
+               "        with open(f'big{f}', 'wb') as out:\n"
+               "            for _ in range(50):\n                out.write(block)\n"
+               "    return [1.0, 1.0]\n")  # fmt: skip
+
+
+def test_600mb_written_to_scratch_is_stopped_by_the_cap(tmp_path):
+    path = _program(tmp_path, WRITE_600MB)
+    with pytest.raises(ProgramError, match="No space left on device|to its scratch folder"):
+        _run(path)
+
+
+def test_600mb_written_to_scratch_is_stopped_by_accounting_without_namespaces(
+    tmp_path, monkeypatch
+):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    path = _program(tmp_path, WRITE_600MB)
+    with pytest.raises(
+        ProgramError, match=r"wrote more than 64 MB to its scratch folder \(the cap\)"
+    ):
+        _run(path, _namespaces=False)
+    many = _program(tmp_path, "    for i in range(5000):\n        open(f'f{i}', 'w').close()\n"
+                    "    return [1.0, 1.0]\n", "many.py")  # fmt: skip
+    with pytest.raises(ProgramError, match="more than 1024 files and folders"):
+        _run(many, _namespaces=False)
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_a_read_only_folder_in_scratch_is_still_removed(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    path = _program(tmp_path, "    os.makedirs('d/e')\n    open('d/e/f', 'wb').write(b'x' * 10**6)\n"
+                    "    os.chmod('d/e', 0o500)\n    os.chmod('d', 0o000)\n    return [1.0, 1.0]\n")  # fmt: skip
+    for ns in (True, False):
+        assert _run(path, _namespaces=ns) == [1.0, 1.0]
+        assert os.listdir(tmp_path / "tmp") == []
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("    return [10**400, 1.0]\n", r"non-finite or non-numeric score for sample 0"),
+        ("    return [1.0, -10**400]\n", r"non-finite or non-numeric score for sample 1"),
+        ("    return 5\n", r"failed: TypeError"),
+        (
+            "    raise ValueError('\\x1b[31m' + 'x' * 8_000_000)\n",
+            r"failed: ValueError: \\x1b\[31mx+ \.\.\. \[\d+ more characters\]",
+        ),
+    ],
+)
+def test_bad_values_are_the_labs_error_with_a_bounded_message(tmp_path, body, message):
+    with pytest.raises(ProgramError, match=message) as err:
+        _run(_program(tmp_path, body))
+    assert len(str(err.value)) < 3000 and "\x1b" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "'{\"scores\": ' + '[' * 100000 + ']' * 100000 + '}'",
+        "'{\"error\": 5}'",
+        '\'{"error": "x", "tried": [1]}\'',
+        "'{\"scores\": 7}'",
+        "'{\"scores\": [1e999, 2]}'",
+        "'x' * 20_000_000",
+    ],
+)
+def test_a_forged_answer_is_the_labs_error(tmp_path, payload):
+    path = _program(tmp_path, f"    data = ({payload}).encode()\n    fd = int(sys.argv[1])\n"
+                    "    while data:\n        data = data[os.write(fd, data[:65536]):]\n"
+                    "    os._exit(0)\n")  # fmt: skip
+    with pytest.raises(ProgramError, match="answered outside the protocol|non-finite"):
+        _run(path)
+
+
+def test_numpy_scalars_are_scores(tmp_path):
+    path = _program(tmp_path, "    import numpy as np\n    return [np.float32(0.5), np.int64(2)]\n")
+    assert _run(path) == [0.5, 2.0]
+
+
+def test_skip_mode_costs_one_timeout_per_hanging_batch(tmp_path):
+    from rewardlab.rewards.guard import GuardedReward
+    from rewardlab.rewards.program import ProgramReward
+
+    path = _program(tmp_path, "    while True:\n        pass\n")
+    g = GuardedReward(ProgramReward(path, timeout_s=2), "hang", mode="skip")
+    t0 = time.monotonic()
+    assert g(["p"] * 6, [f"c{i}" for i in range(6)]) == [None] * 6
+    assert time.monotonic() - t0 < 4.0 and g.skipped == 6

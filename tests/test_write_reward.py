@@ -88,6 +88,44 @@ def test_candidates_are_validated_in_the_sandbox_and_fixed_with_feedback(tmp_pat
     assert summary["oracle_selected"] is None  # gold was never looked at
 
 
+OVERFLOW = "def reward(prompts, completions, **kw):\n    return [10**400] * len(completions)\n"
+FORGER = (
+    "import os, sys\ndef reward(prompts, completions, **kw):\n"
+    "    os.write(int(sys.argv[1]), b'[' * 100000)\n    os._exit(0)\n"
+)
+LOUD = (
+    "def reward(prompts, completions, **kw):\n    raise ValueError('\\x1b[2J' + 'x' * 8_000_000)\n"
+)
+
+
+def test_every_way_a_candidate_fails_goes_back_to_the_llm_bounded(tmp_path):
+    """Overflowing scores, a forged answer and an 8 MB error with terminal escapes are each
+    fed back (cut, escaped) and the next round is asked for, instead of crashing the command."""
+    plans = {0: [OVERFLOW, GOOD], 1: [FORGER, GOOD], 2: [LOUD, GOOD]}
+    conv = {"k": -1}
+
+    def script(i, turn, user0):
+        conv["k"] += turn == 0
+        return plans[conv["k"]][turn]
+
+    server = Server(script)
+    try:
+        summary = write_rewards(load_task("topics"), HttpChat(server.url), tmp_path,
+                                candidates=3, rounds=2)  # fmt: skip
+    finally:
+        server.close()
+    assert [(c["passed"], c["rounds"]) for c in summary["candidates"]] == [(True, 2)] * 3
+    errors = [json.loads((tmp_path / f"candidate-{k}.json").read_text())["rounds"][0]["error"]
+              for k in range(3)]  # fmt: skip
+    assert "non-finite or non-numeric score for sample 0" in errors[0]
+    assert "answered outside the protocol" in errors[1]
+    assert "\\x1b[2J" in errors[2] and "\x1b" not in errors[2] and len(errors[2]) < 3000
+    fed = [
+        m["content"] for _, body in server.requests for m in body["messages"] if m["role"] == "user"
+    ]
+    assert max(len(m) for m in fed) < 5000  # what the LLM was sent is bounded too
+
+
 def test_oracle_selection_is_named(tmp_path):
     server = Server(lambda i, turn, user0: GOOD)
     try:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from rewardlab.errors import RewardLabError
-from rewardlab.sandbox import ProgramError
+from rewardlab.sandbox import ProgramError, ProgramTimeout
 
 
 class _ChildError(Exception):
@@ -102,7 +102,8 @@ class GuardedReward:
 
     mode ``stop``: raise `RewardLabError` naming the reward and the first bad sample.
     mode ``skip``: score each bad sample ``None`` (no advantage under TRL's trainers; see the
-    module doc) and count it in `skipped`. A hang always stops. With `isolate`, `fn` runs in a
+    module doc) and count it in `skipped`; a hang (past `timeout_s`) skips its whole batch at the
+    cost of one timeout, never one per sample. With `isolate`, `fn` runs in a
     child process that is killed after `timeout_s`; without it, `fn` runs here (the lab's own
     reward models) and `timeout_s` is not enforced.
     """
@@ -127,7 +128,7 @@ class GuardedReward:
         try:
             return self._child.call(prompts, completions, _portable(kw), self.timeout_s)
         except TimeoutError:
-            raise RewardLabError(
+            raise ProgramTimeout(
                 f"reward {self.name!r} did not return within {self.timeout_s:g} s on a batch of "
                 f"{len(prompts)} samples (first prompt {prompts[0]!r}, completion {completions[0]!r}); "
                 "its process was stopped"
@@ -145,6 +146,13 @@ class GuardedReward:
         n = len(prompts)
         try:
             scores = self._call(prompts, completions, kw)
+        except ProgramTimeout as exc:  # a hang: one timeout for the batch, never one per sample
+            if self.mode == "stop":
+                raise RewardLabError(
+                    f"{exc}; set on_reward_error: skip to skip such batches"
+                ) from None
+            self.skipped += n
+            return [None] * n
         except Exception as exc:
             if _lab_error(exc):
                 raise
