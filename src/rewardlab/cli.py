@@ -184,6 +184,9 @@ def serve_reward(
     allow: Annotated[
         list[str], typer.Option(help="client networks allowed to call (repeat; default loopback)")
     ] = [],  # noqa: B006 - typer reads the default
+    allow_host: Annotated[
+        list[str], typer.Option(help="a Host name requests may carry besides --host (repeat)")
+    ] = [],  # noqa: B006 - typer reads the default
     token_env: Annotated[
         str, typer.Option(help="environment variable holding a bearer token callers must send")
     ] = "",
@@ -205,7 +208,8 @@ def serve_reward(
     for name in rewards:
         rr.get(name)  # an unknown name is refused before the server starts
     cfg = ServerConfig(batch_size=batch_size, max_concurrency=concurrency, timeout_s=timeout_s,
-                       allow=tuple(allow) or LOOPBACK, token=token)  # fmt: skip
+                       allow=tuple(allow) or LOOPBACK, token=token, bind=host,
+                       hosts=tuple(allow_host))  # fmt: skip
     app_ = make_app(rr, rewards, cfg)
     typer.echo(f"serving {', '.join(rewards)} of {run_dir} on http://{host}:{port}/get_reward",
                err=True)  # fmt: skip
@@ -260,13 +264,15 @@ def label_serve(
     db: LabelDb = Path("runs/labels.sqlite"),
     port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on")] = 8765,
     host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
+    allow_host: Annotated[
+        list[str], typer.Option(help="a Host name requests may carry besides --host (repeat)")
+    ] = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Serve the labelling pages and API over a run; a new database gets an admin, whose token
     is written beside it (``<db>.admin-token``, readable by you alone)."""
-    import uvicorn
-
+    from rewardlab.common.http import serve
     from rewardlab.label.app import make_app
-    from rewardlab.label.store import Store
+    from rewardlab.label.store import Store, write_private
 
     if not (run_dir / "config.yaml").is_file():
         raise RewardLabError(f"{run_dir} is not a run folder (it has no config.yaml)")
@@ -274,11 +280,10 @@ def label_serve(
     store = Store(db)
     if new:
         token_file = db.with_name(db.name + ".admin-token")
-        token_file.touch(mode=0o600)
-        token_file.write_text(store.add_labeller("admin", admin=True) + "\n")
+        write_private(token_file, store.add_labeller("admin", admin=True) + "\n")
         typer.echo(f"new label database {db}; the admin token is in {token_file}", err=True)
     typer.echo(f"labelling {run_dir} on http://{host}:{port}/ (ratings: /rate)", err=True)
-    uvicorn.run(make_app(store, run_dir), host=host, port=port, log_level="warning")
+    serve(make_app(store, run_dir, host, allow_host), host, port)
 
 
 @label_app.command("export")

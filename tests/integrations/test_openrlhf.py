@@ -15,6 +15,7 @@ import pytest
 import requests
 import uvicorn
 
+from rewardlab.common.http import MAX_CONNECTIONS, BoundedH11
 from rewardlab.integrations.openrlhf import ServerConfig, make_app
 from rewardlab.integrations.runs import RunRewards
 from rewardlab.rewards import Reward
@@ -111,7 +112,8 @@ def test_an_unknown_reward_is_refused_before_serving(finished_run):
 @contextlib.contextmanager
 def in_thread(app):
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           http=BoundedH11, limit_concurrency=MAX_CONNECTIONS))  # fmt: skip
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
     url = f"http://127.0.0.1:{port}"
@@ -172,3 +174,116 @@ def test_a_reward_returning_nan_is_a_500_naming_it(tmp_path):
     with in_thread(make_app(rr, ["r"])) as url:
         r = requests.post(url + "/get_reward", json=BODY, timeout=10)
         assert r.status_code == 500 and "reward 'r' returned nan" in r.json()["error"]
+
+
+# --- issue 25: requests from web pages, a starved slot, slow clients, odd bodies ---
+
+
+def test_a_foreign_origin_or_host_is_refused(served):
+    evil = [
+        {"Content-Type": "text/plain", "Origin": "http://evil.example"},  # a page's simple POST
+        {**HEADERS, "Host": "attacker.example"},  # DNS rebinding: the page's own name as Host
+        {**HEADERS, "Host": f"attacker.example:{served.rsplit(':', 1)[1]}"},
+        {**HEADERS, "Origin": "null"},
+        {**HEADERS, "Sec-Fetch-Site": "cross-site"},
+    ]
+    body = '{"query": ["p a"], "prompts": ["p"]}'
+    for h in evil:
+        r = requests.post(served + "/get_reward", data=body, headers=h, timeout=10)
+        assert r.status_code == 403 and "error" in r.json(), h
+    assert (
+        requests.get(
+            served + "/health", headers={"Host": "attacker.example"}, timeout=5
+        ).status_code
+        == 403
+    )
+    same = {**HEADERS, "Origin": served, "Host": "localhost:" + served.rsplit(":", 1)[1]}
+    assert (
+        requests.post(served + "/get_reward", data=body, headers=same, timeout=60).status_code
+        == 200
+    )
+
+
+def test_health_and_errors_name_no_file_system_paths(served, finished_run):
+    text = requests.get(served + "/health", timeout=5).text
+    assert str(finished_run) not in text and "/" not in text.replace("rm-b/mean", "")
+
+
+@pytest.mark.parametrize(
+    "body", [b"[" * 100000 + b"]" * 100000, b'{"query": ' + b"[" * 50000 + b"}"]
+)
+def test_a_deeply_nested_body_is_a_json_400(served, body):
+    r = requests.post(served + "/get_reward", data=body, headers=HEADERS, timeout=30)
+    assert r.status_code == 400 and "error" in r.json()
+
+
+def _batches(seconds: float):
+    def reward(prompts, completions, **kw):
+        time.sleep(seconds)
+        return [1.0] * len(prompts)
+
+    return reward
+
+
+def test_a_request_answered_504_frees_its_slot_within_about_a_second(tmp_path):
+    cfg = ServerConfig(max_concurrency=1, timeout_s=2.0, batch_size=16)
+    with in_thread(make_app(_run_of(_batches(0.25), tmp_path), ["r"], cfg)) as url:
+        big = {"query": [f"p {i}" for i in range(4096)], "prompts": ["p"] * 4096}
+        r = requests.post(url + "/get_reward", json=big, timeout=60)  # 256 batches: 64 s of work
+        assert r.status_code == 504
+        t0 = time.monotonic()
+        r = requests.post(url + "/get_reward", json=BODY, timeout=60)
+        assert r.status_code == 200 and r.json()["rewards"] == [1.0]
+        assert time.monotonic() - t0 < 1.5  # one batch of the old request, then this one
+
+
+def test_each_of_a_dozen_concurrent_requests_is_answered_within_its_timeout(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = ServerConfig(max_concurrency=2, timeout_s=3.0, batch_size=1)
+    with in_thread(make_app(_run_of(_batches(1.0), tmp_path), ["r"], cfg)) as url:
+
+        def call(_):
+            t0 = time.monotonic()
+            r = requests.post(url + "/get_reward", json=BODY, timeout=60)
+            return r.status_code, time.monotonic() - t0
+
+        with ThreadPoolExecutor(12) as ex:
+            answers = list(ex.map(call, range(12)))
+    assert {code for code, _ in answers} <= {200, 503, 504}
+    assert sum(code == 200 for code, _ in answers) >= 2
+    assert max(sec for _, sec in answers) < 3.0 + 1.5, answers  # queueing counts in the timeout
+
+
+def test_slow_clients_cannot_hold_the_server(tmp_path, monkeypatch):
+    monkeypatch.setattr(BoundedH11, "header_timeout_s", 1.0)
+    cfg = ServerConfig(timeout_s=2.0)
+    with in_thread(make_app(_run_of(_batches(0.0), tmp_path), ["r"], cfg)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        slow = []
+        for _ in range(MAX_CONNECTIONS + 6):  # every connection the server allows, and more
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"POST /get_reward HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never end
+            slow.append(s)
+        time.sleep(2.0)
+        closed = sum(s.recv(100) == b"" for s in slow[:MAX_CONNECTIONS])
+        assert closed == MAX_CONNECTIONS  # every slow client was dropped at its header deadline
+        for s in slow:
+            s.close()
+        t0 = time.monotonic()
+        assert requests.post(url + "/get_reward", json=BODY, timeout=10).status_code == 200
+        assert time.monotonic() - t0 < 2
+        # a body that never arrives whole is answered 408 at the request's timeout
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"POST /get_reward HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"query\"")  # fmt: skip
+        assert b" 408 " in s.recv(1000).split(b"\r\n")[0]
+        s.close()
+
+
+def test_numpy_scalar_scores_are_served(tmp_path):
+    rr = _run_of(lambda p, c, **kw: [np.float32(0.5), np.int64(2)][: len(p)], tmp_path)
+    with in_thread(make_app(rr, ["r"])) as url:
+        two = {"query": ["p a", "p b"], "prompts": ["p", "p"]}
+        r = requests.post(url + "/get_reward", json=two, timeout=10)
+        assert r.status_code == 200 and r.json()["rewards"] == [0.5, 2.0]

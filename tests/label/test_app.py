@@ -123,3 +123,60 @@ def test_a_real_browser_labels_by_click_and_by_keyboard(served):
     labels = Store(db).labels()
     assert [r["choice"] for r in labels] == ["a", "tie", "skip"]
     assert labels[0]["a"] == first and {r["labeller"] for r in labels} == {"ann"}
+
+
+# --- issue 25: requests from web pages, odd bodies, private files ---
+
+
+def test_foreign_origin_and_host_are_refused_and_bad_bodies_are_json_400s(served):
+    url, admin, db = served
+    port = url.rsplit(":", 1)[1]
+    for h in ({"Origin": "http://evil.example"}, {"Host": "attacker.example"},
+              {"Host": f"attacker.example:{port}"}):  # fmt: skip
+        r = requests.get(url + "/api/me", headers={"X-Token": admin, **h}, timeout=5)
+        assert r.status_code == 403 and "error" in r.json(), h
+        r = requests.post(url + "/api/admin/labellers", data='{"name": "eve"}', timeout=5,
+                          headers={"X-Token": admin, "Content-Type": "text/plain", **h})  # fmt: skip
+        assert r.status_code == 403
+    assert "eve" not in requests.get(url + "/api/me", headers={"X-Token": admin}, timeout=5).text
+    same = {"X-Token": admin, "Origin": url}
+    assert requests.get(url + "/api/me", headers=same, timeout=5).status_code == 200
+    r = _post(url, "/api/admin/labellers", admin, data=b"[" * 30000 + b"]" * 30000)
+    assert r.status_code == 400 and "nested" in r.json()["error"]
+    _post(url, "/api/admin/labellers", admin, {"name": "ann"})
+    r = _post(url, "/api/admin/queue", admin, {"labeller": "ann", "pairs": 2, "seed": None})
+    assert r.status_code == 400 and "seed" in r.json()["error"]
+
+
+def test_the_database_its_wal_and_the_admin_token_are_private(tmp_path, finished_run):
+    import os
+    import stat
+
+    db = tmp_path / "labels.sqlite"
+    token = tmp_path / "labels.sqlite.admin-token"
+    token.write_text("old\n")
+    os.chmod(token, 0o644)  # a token file left readable by others
+    port = free_port()
+    cmd = [sys.executable, "-m", "rewardlab.cli", "label", "serve", str(finished_run), "--db", str(db),
+           "--port", str(port)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(url, proc)
+        admin = token.read_text().strip()
+        assert admin != "old"
+        import sqlite3
+
+        held = sqlite3.connect(db)  # the -wal and -shm files exist while a connection is open
+        held.execute("SELECT count(*) FROM labellers").fetchone()
+        _post(url, "/api/admin/labellers", admin, {"name": "ann"})
+        files = [db, token, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+        modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+        held.close()
+        assert modes == {f.name: 0o600 for f in files}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    os.chmod(db, 0o644)  # an existing database is made private again when opened
+    Store(db)
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600

@@ -7,14 +7,16 @@ served reward's scores r_i; `extra_logs` holds, per sample, every other served r
 ``rule``, the gold, logged beside the proxy without steering training) and, for an ensemble,
 each member's score ``<name>/member<j>`` and the members' disagreement
 ``<name>/disagreement`` = sqrt((1/k) sum_j (R_j - mean_j R_j)^2) (their population standard
-deviation). ``GET /health`` says what is served.
+deviation). ``GET /health`` says what is served (no file-system paths).
 
 The response of query i is ``query[i][len(prompts[i]):]`` stripped of surrounding white space (the
 lab's completions are stripped). Requests are scored in batches of `batch_size`; at most
-`max_concurrency` are scored at once, and one that waits for a slot or for its scores longer than
-`timeout_s` is answered 503 or 504 with a JSON error, never left hanging. Callers are checked:
-only addresses in `allow` (loopback by default) and, when a token is set, only requests that carry
-``Authorization: Bearer <token>``.
+`max_concurrency` are scored at once. A request has `timeout_s` from its arrival, waiting for a slot
+included: past it, it is answered 503 (no slot came free) or 504 (scoring took too long), and the
+scoring of a request answered 504 is stopped before its next batch, so its slot is free within a
+batch's time. Callers are checked: only addresses in `allow` (loopback by default), only requests
+whose ``Host`` is the bound address and that no other site's page sent (`rewardlab.common.http`),
+and, when a token is set, only requests that carry ``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
-import json
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
+from rewardlab.common.http import error as _error
+from rewardlab.common.http import guard, loads, read_body, strip_paths
 from rewardlab.errors import RewardLabError
-from rewardlab.integrations.runs import RunRewards, Scorer
+from rewardlab.integrations.runs import Cancelled, RunRewards, Scorer
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
@@ -44,17 +47,15 @@ class ServerConfig:
 
     batch_size: int = 256  # samples scored per call of a reward
     max_concurrency: int = 2  # requests scored at once; the others wait for a slot
-    timeout_s: float = 120.0  # longest wait for a slot, and for a request's scores
+    timeout_s: float = 120.0  # longest a request may take from its arrival, queueing included
     max_body_bytes: int = 16 << 20  # larger bodies are refused (413)
     max_samples: int = 65536  # more queries in one request are refused (413)
     allow: Sequence[str] = LOOPBACK  # client networks allowed to call
     token: str | None = None  # when set, required as ``Authorization: Bearer <token>``
+    bind: str = "127.0.0.1"  # the address the server listens on (requests must name it as Host)
+    hosts: Sequence[str] = ()  # other names requests may carry as Host (e.g. a proxy's)
     reward_timeout_s: float = 60.0  # per batch, for rewards run in a child process
     stats: dict = field(default_factory=lambda: {"requests": 0, "samples": 0, "errors": 0})
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def parse_request(body: bytes, max_samples: int) -> tuple[list[str], list[str]]:
@@ -63,10 +64,7 @@ def parse_request(body: bytes, max_samples: int) -> tuple[list[str], list[str]]:
     Raises:
         ValueError: the body's problem, in one sentence (answered 400).
     """
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"the body is not JSON ({exc})") from None
+    data = loads(body)
     if not isinstance(data, dict):
         raise ValueError("the body must be a JSON object with 'query' and 'prompts'")
     query, prompts = data.get("query"), data.get("prompts")
@@ -101,7 +99,7 @@ def make_app(rr: RunRewards, names: Sequence[str], cfg: ServerConfig | None = No
     cfg = cfg or ServerConfig()
     scorer = Scorer(rr, names, cfg.batch_size, cfg.reward_timeout_s)
     nets = [ipaddress.ip_network(a, strict=False) for a in cfg.allow]
-    slots = threading.BoundedSemaphore(cfg.max_concurrency)
+    slots: asyncio.Semaphore | None = None  # made in the server's loop
     pool = ThreadPoolExecutor(max_workers=cfg.max_concurrency, thread_name_prefix="reward")
 
     @contextlib.asynccontextmanager
@@ -124,44 +122,49 @@ def make_app(rr: RunRewards, names: Sequence[str], cfg: ServerConfig | None = No
                 return _error(401, "a valid 'Authorization: Bearer <token>' header is required")
         return await call_next(request)
 
+    guard(app, cfg.bind, cfg.hosts)  # outermost: Host and Origin first
+
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "run": str(rr.run_dir), "rewards": scorer.names, **cfg.stats}
+        return {"status": "ok", "run": rr.run_dir.name, "rewards": scorer.names, **cfg.stats}
 
     @app.post("/get_reward")
     async def get_reward(request: Request):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > cfg.max_body_bytes):
-            return _error(413, f"the body is larger than {cfg.max_body_bytes} bytes")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > cfg.max_body_bytes:
-                return _error(413, f"the body is larger than {cfg.max_body_bytes} bytes")
+        nonlocal slots
+        deadline = time.monotonic() + cfg.timeout_s
         try:
+            body = await read_body(request, cfg.max_body_bytes, cfg.timeout_s)
             prompts, responses = parse_request(body, cfg.max_samples)
         except OverflowError as exc:
             return _error(413, str(exc))
+        except TimeoutError as exc:
+            return _error(408, str(exc))
         except ValueError as exc:
             return _error(400, str(exc))
-        loop = asyncio.get_running_loop()
-        got = await loop.run_in_executor(None, slots.acquire, True, cfg.timeout_s)
-        if not got:
-            return _error(
-                503, f"all {cfg.max_concurrency} scoring slots busy for {cfg.timeout_s:g} s"
-            )
-        fut = pool.submit(scorer.score, prompts, responses)
-        fut.add_done_callback(lambda _: slots.release())  # a slot is held while its work runs
+        slots = slots or asyncio.Semaphore(cfg.max_concurrency)
         try:
-            out = await asyncio.wait_for(asyncio.wrap_future(fut), cfg.timeout_s)
+            await asyncio.wait_for(slots.acquire(), max(0.0, deadline - time.monotonic()))
         except TimeoutError:
+            return _error(
+                503, f"all {cfg.max_concurrency} scoring slots stayed busy for {cfg.timeout_s:g} s"
+            )
+        loop, cancel = asyncio.get_running_loop(), threading.Event()
+        fut = pool.submit(scorer.score, prompts, responses, cancel)
+        # the slot is held while the work runs, and freed from the loop's thread when it ends
+        fut.add_done_callback(lambda _: loop.call_soon_threadsafe(slots.release))
+        try:
+            out = await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(fut)), max(0.0, deadline - time.monotonic())
+            )
+        except TimeoutError:
+            cancel.set()  # stops before its next batch
             cfg.stats["errors"] += 1
             return _error(
                 504, f"scoring {len(prompts)} samples took longer than {cfg.timeout_s:g} s"
             )
-        except RewardLabError as exc:
+        except (RewardLabError, Cancelled) as exc:
             cfg.stats["errors"] += 1
-            return _error(500, str(exc))
+            return _error(500, strip_paths(str(exc)))
         cfg.stats["requests"] += 1
         cfg.stats["samples"] += len(prompts)
         return out
@@ -178,7 +181,7 @@ def make_app(rr: RunRewards, names: Sequence[str], cfg: ServerConfig | None = No
 
 
 def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 5000) -> None:
-    """Run `app` under uvicorn until interrupted."""
-    import uvicorn
+    """Run `app` under uvicorn until interrupted (header timeouts, a connection limit)."""
+    from rewardlab.common.http import serve as serve_bounded
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    serve_bounded(app, host, port)

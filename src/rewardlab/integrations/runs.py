@@ -109,6 +109,10 @@ def load_run_rewards(
     return RunRewards(run_dir, cfg, rewards, rctx.task)
 
 
+class Cancelled(RewardLabError):
+    """A request's scoring was stopped between batches (its caller was answered already)."""
+
+
 class Scorer:
     """Rewards `names` of a run scored together: the first is *the* reward, the others (and an
     ensemble's members and disagreement) ride along as logs. Each is guarded (a raise, NaN or
@@ -127,29 +131,36 @@ class Scorer:
             self.locks[n] = threading.Lock()
             self.members[n] = rr.members(n)
 
-    def _one(self, name: str, fn, prompts, completions, kw) -> np.ndarray:
+    def _one(self, name: str, fn, prompts, completions, kw, cancel) -> np.ndarray:
         out = []
         b = self.batch_size
-        with self.locks[name]:
-            for i in range(0, len(prompts), b):
-                part = {k: v[i : i + b] for k, v in kw.items()}
+        for i in range(0, len(prompts), b):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"scoring of {len(prompts)} samples stopped at sample {i}")
+            part = {k: v[i : i + b] for k, v in kw.items()}
+            with self.locks[name]:  # a reward is called by one thread at a time
                 out += list(fn(prompts[i : i + b], completions[i : i + b], **part))
         return np.asarray(out, dtype=float)
 
-    def score(self, prompts: list[str], completions: list[str]) -> dict:
+    def score(
+        self, prompts: list[str], completions: list[str], cancel: threading.Event | None = None
+    ) -> dict:
         """``{"rewards": r, "scores": r, "extra_logs": {name: scores}}``, r the first reward's
         scores; ``<name>/member<j>`` and ``<name>/disagreement`` (the members' population
-        standard deviation) for an ensemble."""
+        standard deviation) for an ensemble. Setting `cancel` stops it before its next batch
+        (`Cancelled`)."""
         kw = self.rr.columns(prompts)
         first, extra = None, {}
         for n in self.names:
-            s = self._one(n, self.guards[n], prompts, completions, kw)
+            s = self._one(n, self.guards[n], prompts, completions, kw, cancel)
             if first is None:
                 first = s
             else:
                 extra[n] = s.tolist()
             if self.members[n]:
-                m = np.array([self._one(n, f, prompts, completions, kw) for f in self.members[n]])
+                m = np.array(
+                    [self._one(n, f, prompts, completions, kw, cancel) for f in self.members[n]]
+                )
                 for j, row in enumerate(m):
                     extra[f"{n}/member{j}"] = row.tolist()
                 extra[f"{n}/disagreement"] = m.std(0).tolist()

@@ -3,28 +3,26 @@ right, tie or skip, keyboard shortcuts, undo, a progress count) and a rating (on
 and the JSON API they and the simulated rater use (docs/LABELLING.md).
 
 Every API call carries its labeller's token in the ``X-Token`` header (never a cookie or the URL);
-the admin's token also creates labellers, builds queues and exports. Errors are JSON
-``{"error": ...}`` with the right 4xx, and nothing is written on one.
+the admin's token also creates labellers, builds queues and exports. Requests whose ``Host`` is not
+the bound address or that another site's page sent are refused (`rewardlab.common.http`). Errors
+are JSON ``{"error": ...}`` with the right 4xx, and nothing is written on one.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 
+from rewardlab.common.http import error as _error
+from rewardlab.common.http import guard, loads, read_body
 from rewardlab.errors import RewardLabError
 from rewardlab.label.store import SCHEMA_VERSION, Store
 
 MAX_BODY = 64 << 10  # bytes; labels are small
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def comparisons_from_run(run_dir: str | Path, pairs: int, seed: int = 0) -> list[dict]:
@@ -49,24 +47,24 @@ def comparisons_from_run(run_dir: str | Path, pairs: int, seed: int = 0) -> list
 
 
 async def _json_body(request: Request) -> dict:
-    """The request's JSON object, or ValueError/OverflowError saying what is wrong."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise OverflowError(f"the body is larger than {MAX_BODY} bytes")
+    """The request's JSON object, or ValueError/OverflowError saying what is wrong (a body sent
+    too slowly is a ValueError too: answered 400, nothing written)."""
     try:
-        data = json.loads(body or b"null")
-    except ValueError as exc:
-        raise ValueError(f"the body is not JSON ({exc})") from None
+        data = loads(await read_body(request, MAX_BODY) or b"null")
+    except TimeoutError as exc:
+        raise ValueError(str(exc)) from None
     if not isinstance(data, dict):
         raise ValueError("the body must be a JSON object")
     return data
 
 
-def make_app(store: Store, run_dir: str | Path | None = None) -> FastAPI:
-    """The app over `store`; queues are built from `run_dir`'s pool."""
+def make_app(
+    store: Store, run_dir: str | Path | None = None, bind: str = "127.0.0.1", hosts=()
+) -> FastAPI:
+    """The app over `store`; queues are built from `run_dir`'s pool. Requests must name `bind`
+    (or one of `hosts`) as their Host."""
     app = FastAPI(title="rewardlab labelling", docs_url=None, redoc_url=None, openapi_url=None)
+    guard(app, bind, hosts)
 
     def caller(request: Request, admin: bool = False):
         token = request.headers.get("x-token")
@@ -167,7 +165,10 @@ def make_app(store: Store, run_dir: str | Path | None = None) -> FastAPI:
             n = data.get("pairs")
             if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10000:
                 raise ValueError("'pairs' must be an integer from 1 to 10000")
-            rows = comparisons_from_run(run_dir, n, int(data.get("seed", 0)))
+            seed = data.get("seed", 0)
+            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+                raise ValueError("'seed', when given, must be a non-negative integer")
+            rows = comparisons_from_run(run_dir, n, seed)
             ids = store.add_items(str(data.get("labeller", "")), "comparison", rows, str(run_dir))
         except OverflowError as exc:
             return _error(413, str(exc))

@@ -10,6 +10,7 @@ a choice ``a``/``b``/``tie``/``skip`` or a score 1..7).
 from __future__ import annotations
 
 import contextlib
+import os
 import hashlib
 import secrets
 import sqlite3
@@ -54,6 +55,7 @@ class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private(self.path)  # SQLite gives its -wal and -shm files the database's mode
         with self.connect() as db:
             for statement in SCHEMA.split(";"):  # executescript would commit the transaction
                 if statement.strip():
@@ -254,3 +256,26 @@ class Store:
             cols = ["label", "labeller", "item", "kind", "prompt", "a", "b", "gold_a", "gold_b",
                     "choice", "score", "created"]  # fmt: skip
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def private(path: Path) -> None:
+    """`path` and its SQLite companions (-wal, -shm, -journal) exist only as 0600: a new
+    database is created so, an existing one is made so."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        if p.exists():
+            os.chmod(p, 0o600)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner alone: a new 0600 file renamed over the old
+    one (an existing file's wider mode is never kept)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
