@@ -10,8 +10,8 @@ a choice ``a``/``b``/``tie``/``skip`` or a score 1..7).
 from __future__ import annotations
 
 import contextlib
-import os
 import hashlib
+import os
 import secrets
 import sqlite3
 import time
