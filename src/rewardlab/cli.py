@@ -172,6 +172,14 @@ def write_reward(
         typer.echo(f"oracle-selected (ranked by gold): {out / summary['oracle_selected']}")
 
 
+@app.command("sandbox-check")
+def sandbox_check() -> None:
+    """Say which confinement layers reward programs get on this machine (docs/SECURITY.md)."""
+    from rewardlab.sandbox import check_available
+
+    typer.echo(check_available())
+
+
 @app.command("serve-reward")
 def serve_reward(
     run_dir: Annotated[Path, typer.Argument(help="a finished run folder")],

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import json
 import os
 import select
@@ -51,7 +52,19 @@ def check_available() -> str:
             "run on Linux 5.13+ with libseccomp2, or pass unsafe_no_sandbox=True to run the "
             "program unconfined (only for code you trust)"
         )
-    return f"Landlock ABI {abi}, libseccomp"
+    ns = "user and mount namespaces" if namespaces_available() else "no user namespaces"
+    return f"Landlock ABI {abi}, libseccomp, {ns}"
+
+
+@functools.cache
+def namespaces_available() -> bool:
+    """Whether this process may make a user and a mount namespace (then scratch is a tmpfs the
+    kernel caps); probed once, in a child."""
+    probe = "import ctypes, sys; sys.exit(ctypes.CDLL(None).unshare(0x10020000) != 0)"
+    try:
+        return subprocess.run([sys.executable, "-I", "-c", probe], timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def runtime_paths() -> list[str]:
