@@ -418,3 +418,14 @@ def test_skip_mode_costs_one_timeout_per_hanging_batch(tmp_path):
     t0 = time.monotonic()
     assert g(["p"] * 6, [f"c{i}" for i in range(6)]) == [None] * 6
     assert time.monotonic() - t0 < 4.0 and g.skipped == 6
+
+
+def test_kept_errors_hold_no_file_descriptors(tmp_path):
+    path = _program(tmp_path, "    raise ValueError('no')\n")
+    kept = []
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(ProgramError) as err:
+            _run(path)
+        kept.append(err.value)
+    assert len(os.listdir("/proc/self/fd")) <= fds + 1  # not one per kept error

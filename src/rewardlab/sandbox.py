@@ -283,12 +283,14 @@ def _finite(s) -> bool:
 
 
 def _kill_group(proc) -> None:
-    """The child and anything it left behind in its session are gone."""
+    """The child and anything it left behind in its session are gone, and its pipes closed (an
+    error kept by the caller holds this frame, and must not hold a file descriptor)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
+    proc.stdout.close()
 
 
 def _remove(folder: str) -> None:
