@@ -38,13 +38,16 @@ def main() -> None:
             prompts, comps = ["p"] * n, [f"c{i}" for i in range(n)]
             t = {"ns": [], "no_ns": [], "in_process": []}
             for _ in range(args.repeats):
-                for key, call in (
-                    ("ns", lambda: score_program(path, prompts, comps)),
-                    ("no_ns", lambda: score_program(path, prompts, comps, _namespaces=False)),
-                    ("in_process", lambda: env["reward"](prompts, comps)),
+                for key, call, kw in (
+                    ("ns", score_program, {}),
+                    ("no_ns", score_program, {"_namespaces": False}),
+                    ("in_process", None, {}),
                 ):
                     t0 = time.perf_counter()
-                    call()
+                    if call is None:
+                        env["reward"](prompts, comps)
+                    else:
+                        call(path, prompts, comps, **kw)
                     t[key].append((time.perf_counter() - t0) * 1000)
             med = {k: statistics.median(v) for k, v in t.items()}
             rows.append(med)
