@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from rewardlab.measure import bon_curve, bon_kl, bon_weights, fit_bon, fit_rl, normalize
+from rewardlab.measure import (
+    bon_curve,
+    bon_kl,
+    bon_kl_ties,
+    bon_weights,
+    fit_bon,
+    fit_rl,
+    normalize,
+)
 
 
 def test_bon_kl_hand_values():
@@ -24,6 +32,50 @@ def test_bon_kl_against_the_exact_kl_of_a_discrete_distribution():
         exact = np.sum(p[p > 0] * np.log(p[p > 0] * M))
         assert exact <= bon_kl(n) + 1e-9  # an upper bound...
         assert exact == pytest.approx(bon_kl(n), abs=2e-3)  # ...exact in the continuous limit
+
+
+def brute_force_bon_kl(values, n):
+    """KL(best-of-n || uniform over the pool) by enumerating all N^n ordered draws (with
+    replacement): each draw's winner is any drawn sample of the top value, equally likely."""
+    N = len(values)
+    mass = np.zeros(N)
+    for draw in itertools.product(range(N), repeat=n):
+        top = max(values[i] for i in draw)
+        winners = [i for i in draw if values[i] == top]
+        for i in winners:
+            mass[i] += 1 / len(winners) / N**n
+    assert mass.sum() == pytest.approx(1.0)
+    m = mass[mass > 0]
+    return float(np.sum(m * np.log(m * N)))
+
+
+def test_bon_kl_ties_equals_brute_force_when_every_value_is_shared():
+    for values in ([0, 0, 1, 1, 1, 2, 2], [3, 3, 3, 3, 1, 1], [5, 5]):
+        for n in (1, 2, 3, 4):
+            got = bon_kl_ties(np.array([values], float), [n])[0, 0]
+            assert got == pytest.approx(brute_force_bon_kl(values, n), abs=1e-12)
+            assert got <= bon_kl(n) + 1e-12
+
+
+def test_bon_kl_ties_is_the_analytic_formula_without_ties_and_its_continuous_limit_with_some():
+    rng = np.random.default_rng(0)
+    ns = np.array([1, 2, 7, 64, 1024])
+    x = rng.normal(size=(3, 1024))
+    assert (bon_kl_ties(x, ns) == bon_kl(ns)).all()  # exactly, no ties
+    # a pool of 10: four samples share the top value, six are distinct (continuous); refine each
+    # distinct sample into M equal-mass distinct values and compute the pool KL level by level
+    vals = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0, 1.0, 1.0, 1.0])
+    M = 4000
+    refined_counts = np.array([1] * (6 * M) + [4 * M])  # sorted levels, masses in units 1/(10 M)
+    hi = np.cumsum(refined_counts) / (10 * M)
+    lo = hi - refined_counts / (10 * M)
+    for n in (2, 5, 30):
+        mass = hi**n - lo**n
+        exact = np.sum(mass * np.log(mass / (refined_counts / (10 * M))))
+        assert bon_kl_ties(vals[None], [n])[0, 0] == pytest.approx(exact, abs=2e-4)
+    # the rule of a toy task: 13% of samples tie at the top; best-of-1024's KL is far below 5.93
+    top = np.where(rng.random((1, 1024)) < 0.13, 1.0, rng.random((1, 1024)) * 0.9)
+    assert bon_kl_ties(top, [1024])[0, 0] < 0.5 * bon_kl(1024)
 
 
 def test_weights_sum_to_one_even_for_a_huge_pool():

@@ -1,7 +1,7 @@
 """Measurement: best-of-n KL, the unbiased best-of-n estimator, Gao et al.'s functional forms.
 
-Public API researchers call on their own data: `bon_kl`, `bon_curve`, `fit_bon`, `fit_rl`,
-`normalize`.
+Public API researchers call on their own data: `bon_kl`, `bon_kl_ties`, `bon_curve`, `fit_bon`,
+`fit_rl`, `normalize`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
+from scipy.special import gammaln, xlogy
 
 
 def bon_kl(n: int | np.ndarray) -> float | np.ndarray:
@@ -26,6 +26,43 @@ def bon_kl(n: int | np.ndarray) -> float | np.ndarray:
         raise ValueError("n must be >= 1")
     out = np.log(n) - (n - 1) / n
     return float(out) if out.ndim == 0 else out
+
+
+def bon_kl_ties(proxy: np.ndarray, ns: np.ndarray | list[int]) -> np.ndarray:
+    """Exact KL(best-of-n || base) per prompt, in nats, when the proxy ties: shape (prompts, len(ns)).
+
+    Best-of-n picks the highest proxy of n draws, ties broken uniformly at random. Let the N
+    pool samples of a prompt stand for the base policy. A value that k >= 2 samples share is an
+    atom of mass p = k/N with CDF F_lo = (samples below)/N, F_hi = F_lo + p: best-of-n gives it
+    mass F_hi^n - F_lo^n, spread over its samples in proportion to their base mass, so its term of
+    the KL is A = (F_hi^n - F_lo^n) log((F_hi^n - F_lo^n) / p) (Beirami et al. 2024, arXiv
+    2401.01879, Lemma 1). A value no other sample shares is treated as continuous: its density
+    ratio is n u^(n-1) over its CDF interval, whose term is
+        C = log n (F_hi^n - F_lo^n) + (n-1) [F_hi^n log F_hi - F_lo^n log F_lo - (F_hi^n - F_lo^n)/n].
+    The C of all intervals of [0, 1] sum to log n - (n-1)/n = `bon_kl(n)`, so
+        KL = bon_kl(n) + sum over atoms (A - C),
+    which is `bon_kl(n)` exactly when no two samples tie, and smaller when some do (repeated
+    completions tie in every reward). A row without ties gets `bon_kl(ns)` itself.
+    """
+    proxy = np.atleast_2d(np.asarray(proxy, float))
+    ns = np.asarray(ns, dtype=float)
+    P, N = proxy.shape
+    out = np.tile(bon_kl(ns), (P, 1))
+    for row in range(P):
+        _, counts = np.unique(proxy[row], return_counts=True)
+        if (counts == 1).all():
+            continue
+        hi = np.cumsum(counts) / N
+        lo = hi - counts / N
+        atom = counts > 1
+        lo, hi, p = lo[atom][:, None], hi[atom][:, None], (counts[atom] / N)[:, None]
+        n = ns[None, :]
+        fh, fl = hi**n, lo**n  # (atoms, len(ns))
+        mass = fh - fl
+        a = xlogy(mass, mass / p)
+        c = np.log(n) * mass + (n - 1) * (xlogy(fh, hi) - xlogy(fl, lo) - mass / n)
+        out[row] += (a - c).sum(0)
+    return np.maximum(out, 0.0)
 
 
 def bon_weights(N: int, n: int) -> np.ndarray:
@@ -82,7 +119,9 @@ def bon_curve(
         by_prompt: one row per (prompt, n) instead of the mean over prompts.
 
     Returns:
-        columns ``n, kl, proxy, gold`` (and ``prompt`` first when `by_prompt`), kl = bon_kl(n).
+        columns ``n, kl, proxy, gold`` (and ``prompt`` first when `by_prompt`): kl is the exact KL
+        of best-of-n under the proxy's ties (`bon_kl_ties`; `bon_kl(n)` when no two samples tie),
+        per prompt or its mean over prompts.
     """
     proxy, gold = np.atleast_2d(np.asarray(proxy, float)), np.atleast_2d(np.asarray(gold, float))
     if proxy.shape != gold.shape:
@@ -95,17 +134,18 @@ def bon_curve(
     p_sorted, g_sorted = _sorted_by_proxy(proxy, gold)
     rp = p_sorted @ W.T  # (P, len(ns))
     rg = g_sorted @ W.T
-    kl = bon_kl(ns)
+    kl = bon_kl_ties(proxy, ns)  # (P, len(ns))
     if by_prompt:
         return pd.DataFrame(
             dict(
                 prompt=np.repeat(np.arange(P), len(ns)),
                 n=np.tile(ns, P),
-                kl=np.tile(kl, P),
+                kl=kl.ravel(),
                 proxy=rp.ravel(),
                 gold=rg.ravel(),
             )
         )
+    kl = kl[0] if (kl == kl[0]).all() else kl.mean(0)  # no ties anywhere: bon_kl(ns) itself
     return pd.DataFrame(dict(n=ns, kl=kl, proxy=rp.mean(0), gold=rg.mean(0)))
 
 

@@ -33,7 +33,7 @@ def test_curves_of_a_perfect_and_an_adversarial_proxy():
     assert np.allclose(rule.gold, perfect.gold)  # normalisation makes a monotone proxy the rule
     assert np.allclose(perfect.proxy, perfect.gold)
     assert (np.diff(anti.gold) < 0).all() and (np.diff(anti.proxy) > 0).all()
-    assert np.allclose(c.kl, bon_kl(c.step)) and np.allclose(c.sqrt_kl**2, c.kl)
+    assert np.allclose(c.kl, bon_kl(c.step)) and np.allclose(c.sqrt_kl**2, c.kl)  # no ties
     G = scores.gold.to_numpy().reshape(5, 32)
     assert rule.gold_raw.iloc[-1] == pytest.approx(G.max(1).mean())
     assert anti.gold_raw.iloc[-1] == pytest.approx(G.min(1).mean())
@@ -63,3 +63,29 @@ def test_drop_interval_is_exact_when_every_prompt_drops_the_same():
         )
     )
     assert drop_interval(bp, "r", 1) == (pytest.approx(0.5), pytest.approx(0.5))
+
+
+def test_the_rules_kl_is_exact_under_its_ties():
+    """A gold that ties (every value shared by two samples of a prompt): the rule's best-of-n KL
+    is the exact KL of best-of-n under the pool, sum over values of m log(m / p) with
+    m = F_hi^n - F_lo^n (validated against enumeration in tests/test_measure.py)."""
+    rng = np.random.default_rng(1)
+    P, N = 4, 32
+    gold = np.repeat(rng.integers(0, 5, size=(P, N // 2)) / 4, 2, axis=1)
+    scores = scored_pool(P, N)
+    scores["gold"] = gold.ravel()
+    scores["perfect"] = 3 * gold.ravel() + 1
+    res = run_best_of_n(scores, {"perfect": 1}, ns=[1, 2, 4, 32], n_boot=5)
+    rule = res.curves[res.curves.reward == "rule"]
+    for n, kl in zip(rule.step, rule.kl, strict=True):
+        per_prompt = []
+        for row in gold:
+            _, counts = np.unique(row, return_counts=True)
+            hi = np.cumsum(counts) / N
+            m = hi**n - (hi - counts / N) ** n
+            per_prompt.append(np.sum(m[m > 0] * np.log(m[m > 0] / (counts[m > 0] / N))))
+        assert kl == pytest.approx(np.mean(per_prompt), abs=1e-12)
+        assert kl <= bon_kl(n) + 1e-12
+    assert rule.kl.iloc[-1] < 0.8 * bon_kl(32)
+    perfect = res.curves[res.curves.reward == "perfect"]
+    assert np.allclose(perfect.kl, rule.kl)  # a monotone transform ties where gold does
