@@ -1,6 +1,7 @@
 """The labelling app started for real: who may do what, queues from a run's pool, exports,
 the simulated rater through the same API, and a real browser labelling by click and keyboard."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -17,21 +18,27 @@ from tests.integrations.test_openrlhf import free_port, wait_up
 TASK = load_task("sorting", {"min_len": 3, "max_len": 4})
 
 
-@pytest.fixture
-def served(tmp_path, finished_run):
-    db = tmp_path / "labels.sqlite"
+@contextlib.contextmanager
+def label_server(db, run):
+    """`rewardlab label serve RUN --db DB` on a free port, stopped afterwards; yields its URL."""
     port = free_port()
-    cmd = [sys.executable, "-m", "rewardlab.cli", "label", "serve", str(finished_run), "--db", str(db),
+    cmd = [sys.executable, "-m", "rewardlab.cli", "label", "serve", str(run), "--db", str(db),
            "--port", str(port)]  # fmt: skip
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_up(url, proc)
-        admin = (tmp_path / "labels.sqlite.admin-token").read_text().strip()
-        yield url, admin, db
+        yield url
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def served(tmp_path, finished_run):
+    db = tmp_path / "labels.sqlite"
+    with label_server(db, finished_run) as url:
+        yield url, (tmp_path / "labels.sqlite.admin-token").read_text().strip(), db
 
 
 def _post(url, path, token, body=None, data=None):
@@ -156,13 +163,7 @@ def test_the_database_its_wal_and_the_admin_token_are_private(tmp_path, finished
     token = tmp_path / "labels.sqlite.admin-token"
     token.write_text("old\n")
     os.chmod(token, 0o644)  # a token file left readable by others
-    port = free_port()
-    cmd = [sys.executable, "-m", "rewardlab.cli", "label", "serve", str(finished_run), "--db", str(db),
-           "--port", str(port)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_up(url, proc)
+    with label_server(db, finished_run) as url:
         admin = token.read_text().strip()
         assert admin != "old"
         import sqlite3
@@ -174,9 +175,6 @@ def test_the_database_its_wal_and_the_admin_token_are_private(tmp_path, finished
         modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
         held.close()
         assert modes == {f.name: 0o600 for f in files}
-    finally:
-        proc.terminate()
-        proc.wait(10)
     os.chmod(db, 0o644)  # an existing database is made private again when opened
     Store(db)
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
