@@ -17,6 +17,25 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize(
+    "override, suggestion",
+    [
+        ("polcy.epochs=1", "'polcy' (did you mean 'policy'?)"),
+        ("policy.epochz=1", "'policy.epochz' (did you mean 'policy.epochs'?)"),
+        ("rewards.0.lrr=0.1", "'rewards.0.lrr' (did you mean 'rewards.0.lr'?)"),  # a learned reward
+        ("optimizers.1.stepz=3", "'optimizers.1.stepz' (did you mean 'optimizers.1.steps'?)"),
+        ("pool.nn=4", "'pool.nn' (did you mean 'pool.n'?)"),
+    ],
+)
+def test_an_unknown_key_suggests_the_closest_known_one(override, suggestion):
+    with pytest.raises(RewardLabError) as err:
+        load_config("studies/quick.yaml", [override])
+    assert f"unknown key {suggestion}" in str(err.value)
+    with pytest.raises(RewardLabError) as err:
+        load_config("studies/quick.yaml", ["zzz=1"])
+    assert "unknown key 'zzz'" in str(err.value) and "did you mean" not in str(err.value)
+
+
 def test_wrong_value_names_the_key(tmp_path):
     path = write(tmp_path, {"preferences": {"flip_rate": 0.9}})
     with pytest.raises(RewardLabError, match=r"'preferences\.flip_rate'.*0\.5"):

@@ -7,11 +7,12 @@ Reward sources and optimizers bring their own config models (`rewards.RewardSpec
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from rewardlab.errors import RewardLabError
 from rewardlab.optimize import KINDS as OPTIMIZER_KINDS
@@ -240,8 +241,9 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
-    """One paragraph naming each bad key (dotted path) and what is wrong with it."""
+def format_validation_error(err: ValidationError, source: str, model: type | None = None) -> str:
+    """One paragraph naming each bad key (dotted path) and what is wrong with it; given the
+    validated `model`, an unknown key names the closest known key at its place."""
     parts = []
     for e in err.errors():
         # a discriminated union puts the kind into the path (rewards.0.learned.lr): drop it
@@ -249,12 +251,51 @@ def format_validation_error(err: ValidationError, source: str) -> str:
                 if not (i and isinstance(e["loc"][i - 1], int) and x in TAGS)]  # fmt: skip
         loc = ".".join(str(x) for x in path) or "(top level)"
         if e["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{loc}'")
+            close = difflib.get_close_matches(str(e["loc"][-1]), _keys_at(model, e["loc"]), 1, 0.6)
+            hint = (
+                f" (did you mean '{'.'.join([*loc.split('.')[:-1], close[0]])}'?)" if close else ""
+            )
+            parts.append(f"unknown key '{loc}'{hint}")
         else:
             got = repr(e.get("input"))
             shown = f" (got {got})" if len(got) <= 80 and e["loc"] else ""
             parts.append(f"'{loc}': {e['msg']}{shown}")
     return f"invalid config {source}: " + "; ".join(parts)
+
+
+def _keys_at(model: type | None, loc: tuple) -> list[str]:
+    """The field names of the model that holds the last key of `loc`, walking `model`'s fields
+    (a list's items; a union member chosen by the `kind` tag in `loc`); [] when unknown."""
+    cls = model
+    for x in loc[:-1]:
+        if cls is None:
+            return []
+        if isinstance(x, int):
+            cls = _inner(cls)
+        elif isinstance(cls, type) and issubclass(cls, BaseModel) and x in cls.model_fields:
+            cls = _inner(cls.model_fields[x].annotation)
+        else:  # a union member, named by its tag
+            cls = next((m for m in _members(cls) if _tag(m) == x), None)
+    return list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
+
+
+def _members(tp) -> list:
+    """The types inside `tp`: a union's members, an Annotated's type, a list's item type."""
+    args = get_args(tp)
+    if get_origin(tp) is Annotated:
+        return _members(args[0])
+    return [m for a in args for m in (_members(a) if get_args(a) else [a])] if args else [tp]
+
+
+def _inner(tp):
+    """The model type behind `tp` (Optional, Annotated, a list of it), or `tp` itself."""
+    ms = [m for m in _members(tp) if m is not type(None)]
+    return ms[0] if len(ms) == 1 else tp
+
+
+def _tag(m) -> str | None:
+    f = getattr(m, "model_fields", {}).get("kind")
+    return get_args(f.annotation)[0] if f is not None and get_args(f.annotation) else None
 
 
 def read_yaml_mapping(path: Path, what: str) -> dict:
@@ -286,7 +327,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     try:
         return StudyConfig.model_validate(data)
     except ValidationError as err:
-        raise RewardLabError(format_validation_error(err, source)) from None
+        raise RewardLabError(format_validation_error(err, source, StudyConfig)) from None
 
 
 def dump_config(cfg: StudyConfig) -> str:

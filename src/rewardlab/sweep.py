@@ -92,7 +92,9 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
     try:
         cfg = SweepConfig.model_validate(data)
     except ValidationError as err:
-        raise RewardLabError(format_validation_error(err, f"sweep file {path}")) from None
+        raise RewardLabError(
+            format_validation_error(err, f"sweep file {path}", SweepConfig)
+        ) from None
     grids = cfg.grid if isinstance(cfg.grid, list) else [cfg.grid]
     if not grids or any(not g for g in grids):
         raise RewardLabError(f"sweep file {path}: 'grid' is empty; give at least one key")
@@ -148,7 +150,7 @@ def expand(cfg: SweepConfig, source: str = "sweep") -> list[Point]:
             try:
                 study_cfg = StudyConfig.model_validate(data)
             except ValidationError as err:
-                raise RewardLabError(format_validation_error(err, where)) from None
+                raise RewardLabError(format_validation_error(err, where, StudyConfig)) from None
             ident = digest(study_cfg.model_dump(mode="json"))
             if ident in seen:  # the same study reached from another grid point
                 if b not in seen[ident].blocks:
