@@ -11,6 +11,7 @@ curve with the columns `measurement.RAW_COLUMNS`, measured by `measurement.Measu
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +66,21 @@ class Trained:
     label: str
     raw: pd.DataFrame
     beta: float = 0.0
+
+
+class _CachedDecodingPad(logging.Filter):
+    """transformers' "We strongly recommend passing in an `attention_mask`" fires inside TRL's
+    generation: with unpadded prompts `generate` drops the all-ones mask, and at a cached
+    decoding step a finished row's new token is the pad token, which the one-token check takes
+    for padding. Nothing is padded there, so the warning is false; this drops it, and only it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(
+            "We strongly recommend passing in an `attention_mask`"
+        )
+
+
+logging.getLogger("transformers.modeling_utils").addFilter(_CachedDecodingPad())
 
 
 def quiet(trainer, show: bool) -> None:
