@@ -32,3 +32,23 @@ def test_quick_study_shows_overoptimization_under_rl_and_none_against_the_rule(t
     # Whether a larger reward model peaks later or higher is a comparison one seed cannot make
     # (it flipped with float-level changes, docs/RESULTS.md); studies/rm-scaling.yaml measures
     # it over 5 seeds.
+
+
+def test_the_tiny_preset_runs_the_default_studys_shape(tmp_path):
+    """studies/tiny.yaml (about 15 s): every optimizer against the rewards it names, a report."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    p = subprocess.run(
+        [sys.executable, "-m", "rewardlab.cli", "run", "studies/tiny.yaml", "--out", str(out),
+         "--set", f"cache_dir={tmp_path / 'cache'}"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = set(pd.read_csv(out / "summary.csv")[["optimizer", "reward"]].itertuples(index=False))
+    expected = {("bon", r) for r in ("rule", "rm-xs", "rm-s", "rm-m")}
+    expected |= {("grpo", r) for r in ("rm-xs", "rm-m", "rule")} | {("dpo", "preferences")}
+    assert {tuple(r) for r in rows} == expected
+    assert (out / "report.html").is_file() and (out / "config.yaml").is_file()
+    assert pd.read_csv(out / "curves.csv").query("optimizer == 'bon'").step.max() == 64
