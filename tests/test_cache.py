@@ -55,6 +55,15 @@ def _finished(root, k, payload=b"data"):
     )
 
 
+def test_a_clean_cache_lists_only_stages_and_leaves_nothing_to_collect(tmp_path):
+    root = tmp_path / "cache"
+    _finished(root, 1)
+    _finished(root, 2)
+    assert len(list(root.glob(".*.lock"))) == 2  # each stage keeps its (empty) lock
+    assert [r["status"] for r in inventory(root)] == ["finished", "finished"]
+    assert garbage(root) == []
+
+
 def test_collect_removes_garbage_and_keeps_finished_stages(tmp_path):
     root = tmp_path / "cache"
     _finished(root, 1)
@@ -67,19 +76,20 @@ def test_collect_removes_garbage_and_keeps_finished_stages(tmp_path):
     partial.mkdir()
     stale = root / ".s-0123456789ab.tmp-host-1"
     stale.mkdir()
+    orphan = root / ".s-fedcba987654.lock"  # the lock of a stage that has no folder
+    orphan.touch()
     assert {r["status"] for r in inventory(root, verify_files=True)} == {
         "finished", "corrupt", "unfinished", "partial", "stale", "lock",
     }  # fmt: skip
     found = {p.name: why for p, why in garbage(root)}
-    assert set(found) == {folders[2].name, folders[3].name, partial.name, stale.name,
-                          f".{folders[3].name}.lock", f".{folders[1].name}.lock",
-                          f".{folders[2].name}.lock"}  # fmt: skip
+    assert set(found) == {folders[2].name, folders[3].name, partial.name, stale.name, orphan.name,
+                          f".{folders[3].name}.lock", f".{folders[2].name}.lock"}  # fmt: skip
     assert "f.bin differs" in found[folders[2].name]
     before = sorted(p.name for p in root.iterdir())
     assert len(collect(root, dry_run=True)) == 7
     assert sorted(p.name for p in root.iterdir()) == before  # a dry run removes nothing
     collect(root)
-    assert sorted(p.name for p in root.iterdir()) == [folders[1].name]
+    assert sorted(p.name for p in root.iterdir()) == [f".{folders[1].name}.lock", folders[1].name]
     t0 = time.monotonic()
     _finished(root, 2)  # the next run rebuilds what was removed
     assert (folders[2] / "f.bin").read_bytes() == b"data" and time.monotonic() - t0 < 60

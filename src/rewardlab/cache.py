@@ -297,12 +297,15 @@ def inventory(root: str | Path, verify_files: bool = False) -> list[dict]:
     Status: ``finished``, ``corrupt`` (only with `verify_files`: a file differs from its
     checksum, or is missing), ``unfinished`` (no ``meta.json``), ``partial`` (a resumable stage's
     saved state), ``building`` (a temporary folder a live process holds) or ``stale`` (one of a
-    build that died), ``lock``.
+    build that died), ``lock`` (a lock file whose stage has no folder). A stage's own lock file
+    (``.<stage>-<hash>.lock``, empty, kept beside it) is not an entry of its own.
     """
     rows = []
-    for p in sorted(Path(root).iterdir()):
+    entries = sorted(Path(root).iterdir())
+    staged = {st for p in entries if not p.name.endswith(".lock") and (st := _stage_of(p))}
+    for p in entries:
         st = _stage_of(p)
-        if st is None:
+        if st is None or (p.name.endswith(".lock") and st in staged):
             continue
         lock, detail = p.parent / f".{st[0]}-{st[1]}.lock", ""
         if p.name.endswith(".lock"):
@@ -332,8 +335,9 @@ def inventory(root: str | Path, verify_files: bool = False) -> list[dict]:
 
 def garbage(root: str | Path, verify_files: bool = True) -> list[tuple[Path, str]]:
     """What `collect` removes from the cache at `root`, each with why: temporary folders of
-    builds that died, folders that never finished, corrupt ones (with `verify_files`), saved
-    state of stages since finished, and lock files of stages that no one is building."""
+    builds that died, folders that never finished, corrupt ones (with `verify_files`) and their
+    locks, saved state of stages since finished, and lock files of no stage that no one holds.
+    A finished stage's lock stays with it: a clean run leaves nothing here."""
     rows = inventory(root, verify_files)
     finished = {(r["stage"], r["hash"]) for r in rows if r["status"] == "finished"}
     busy = {(r["stage"], r["hash"]) for r in rows if r["status"] in ("building", "partial")}
@@ -343,14 +347,17 @@ def garbage(root: str | Path, verify_files: bool = True) -> list[tuple[Path, str
         p, st = Path(r["path"]), (r["stage"], r["hash"])
         if r["status"] == "stale":
             out.append((p, STALE_TMP))
-        elif r["status"] == "unfinished" and _free(p.parent / f".{st[0]}-{st[1]}.lock"):
+        elif r["status"] == "unfinished" and _free(lock := p.parent / f".{st[0]}-{st[1]}.lock"):
             out.append((p, "stage folder that never finished (no meta.json)"))
+            out += [(lock, "lock of a stage removed")] if lock.exists() else []
         elif r["status"] == "corrupt":
             out.append((p, "corrupt: " + r["detail"].split(" is corrupt: ", 1)[-1].split(";")[0]))
+            lock = p.parent / f".{st[0]}-{st[1]}.lock"
+            out += [(lock, "lock of a stage removed")] if lock.exists() and _free(lock) else []
         elif r["status"] == "partial" and st in finished:
             out.append((p, "saved state of a stage since finished"))
         elif r["status"] == "lock" and st not in busy and _free(p):
-            out.append((p, "lock file no live process holds"))
+            out.append((p, "lock file of no stage, held by no live process"))
     return out
 
 

@@ -406,7 +406,8 @@ def _existing(cache_dir: Path) -> Path:
 
 @cache_app.command("list")
 def cache_list(cache_dir: CacheDir = Path("runs/cache")) -> None:
-    """Every stage folder, temporary folder and lock of the cache, with status and size."""
+    """Every stage folder and temporary folder of the cache (and any lock file whose stage has
+    no folder), with status and size."""
     import pandas as pd
 
     from rewardlab.cache import inventory
@@ -418,7 +419,7 @@ def cache_list(cache_dir: CacheDir = Path("runs/cache")) -> None:
     rows["MB"] = rows.pop("bytes") / 1e6
     cols = ["stage", "hash", "status", "MB", "seconds"]
     typer.echo(rows[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    counts = rows.status.value_counts().to_dict()
+    counts = ", ".join(f"{n} {status}" for status, n in rows.status.value_counts().items())
     typer.echo(f"\n{len(rows)} entries, {rows.MB.sum():.1f} MB: {counts}")
 
 
