@@ -9,5 +9,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from rewardlab.errors import RewardLabError  # noqa: E402
 
-__all__ = ["RewardLabError"]
+__all__ = ["RewardLabError", "load", "run"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """`rewardlab.run` and `rewardlab.load` (`rewardlab.api`), imported on first use so that
+    ``import rewardlab`` stays light."""
+    if name in ("run", "load"):
+        from rewardlab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'rewardlab' has no attribute {name!r}")

@@ -190,13 +190,29 @@ def stage_scores(rewards: list[Reward], pool: StageResult, task_cfg: TaskConfig,
 
 @dataclass
 class Study:
-    """A finished study: the run folder, the resolved config and every stage it used."""
+    """A finished study: the run folder, the resolved config and every stage it used; its
+    tables as DataFrames (`curves` and `measurements` read from the folder on use)."""
 
     run_dir: Path
     config: StudyConfig
     stages: dict[str, StageResult] = field(default_factory=dict)
     reward_models: pd.DataFrame | None = None
     summary: pd.DataFrame | None = None
+
+    @property
+    def curves(self) -> pd.DataFrame:
+        """``curves.csv``: one row per (optimizer, reward, seed, step)."""
+        return pd.read_csv(self.run_dir / "curves.csv")
+
+    @property
+    def measurements(self) -> pd.DataFrame:
+        """``measurements.csv``: every measurement of a trained optimizer (empty without one)."""
+        path = self.run_dir / "measurements.csv"
+        return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+    @property
+    def report_path(self) -> Path:
+        return self.run_dir / "report.html"
 
 
 OWNER_LOCK = ".owner.lock"  # held by the one process running a study in a run folder

@@ -1,0 +1,78 @@
+"""The documented Python API: run a study given as a path, a dict or a config, with dotted-key
+overrides, and reopen a finished run folder; both give a `Study` whose tables are DataFrames.
+
+    import rewardlab
+    s = rewardlab.run("studies/tiny.yaml", overrides={"seed": 1}, out="runs/tiny-s1")
+    s.summary, s.curves, s.measurements   # the run folder's CSV files, as DataFrames
+    again = rewardlab.load("runs/tiny-s1")
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from rewardlab.config import (
+    StudyConfig,
+    format_validation_error,
+    load_config,
+    read_yaml_mapping,
+    set_key,
+)
+from rewardlab.errors import RewardLabError
+from rewardlab.study import Study, run_study
+
+
+def resolve(study: str | Path | Mapping | StudyConfig, overrides: Mapping[str, Any] | None = None
+            ) -> StudyConfig:  # fmt: skip
+    """The validated config of `study` (a YAML path, a mapping or a `StudyConfig`) with
+    `overrides` (dotted keys, e.g. ``{"policy.epochs": 2, "rewards.0.lr": 1e-3}``) applied."""
+    if isinstance(study, StudyConfig):
+        data, source = study.model_dump(mode="json"), "the given StudyConfig"
+    elif isinstance(study, Mapping):
+        data, source = copy.deepcopy(dict(study)), "the given mapping"
+    else:
+        data, source = read_yaml_mapping(Path(study), "config file"), str(study)
+    for key, value in (overrides or {}).items():
+        set_key(data, key, copy.deepcopy(value), f"{source}, override {key}")
+    if overrides:
+        source += " with overrides " + ", ".join(overrides)
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as err:
+        raise RewardLabError(format_validation_error(err, source, StudyConfig)) from None
+
+
+def run(
+    study: str | Path | Mapping | StudyConfig,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> Study:
+    """Run (or resume) a study into `out` (default ``runs/<study>__s<seed>__<time>__<hex>``)
+    and return it reopened from its folder (`load`)."""
+    done = run_study(resolve(study, overrides), Path(out) if out is not None else None, log=log)
+    return load(done.run_dir)
+
+
+def load(run_dir: str | Path) -> Study:
+    """A finished run folder as a `Study`: `config` from its ``config.yaml``, `summary` and
+    `reward_models` from its CSV files; `curves`, `measurements` and `report_path` read on use.
+
+    Raises:
+        RewardLabError: the folder is not a finished run (no ``config.yaml`` or ``summary.csv``).
+    """
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "summary.csv"):
+        if not (run_dir / name).is_file():
+            raise RewardLabError(f"{run_dir} is not a finished run folder (it has no {name})")
+    study = Study(run_dir, load_config(run_dir / "config.yaml"))
+    study.summary = pd.read_csv(run_dir / "summary.csv")
+    if (run_dir / "reward_models.csv").is_file():
+        study.reward_models = pd.read_csv(run_dir / "reward_models.csv")
+    return study
