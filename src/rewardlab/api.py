@@ -15,15 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
 
-from rewardlab.config import (
-    StudyConfig,
-    format_validation_error,
-    load_config,
-    read_yaml_mapping,
-    set_key,
-)
+from rewardlab.config import StudyConfig, load_config, read_yaml_mapping, set_key, validated
 from rewardlab.errors import RewardLabError
 from rewardlab.study import Study, run_study
 
@@ -42,10 +35,7 @@ def resolve(study: str | Path | Mapping | StudyConfig, overrides: Mapping[str, A
         set_key(data, key, copy.deepcopy(value), f"{source}, override {key}")
     if overrides:
         source += " with overrides " + ", ".join(overrides)
-    try:
-        return StudyConfig.model_validate(data)
-    except ValidationError as err:
-        raise RewardLabError(format_validation_error(err, source, StudyConfig)) from None
+    return validated(data, source)
 
 
 def run(

@@ -324,6 +324,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         set_key(data, key, value, f"{source}, --set {key}")
     if overrides:
         source += " with --set " + " ".join(overrides)
+    return validated(data, source)
+
+
+def validated(data: dict, source: str) -> StudyConfig:
+    """`data` as a `StudyConfig`, or a `RewardLabError` naming `source` and every bad key."""
     try:
         return StudyConfig.model_validate(data)
     except ValidationError as err:
