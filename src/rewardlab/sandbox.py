@@ -58,28 +58,19 @@ def check_available() -> str:
 
 @functools.cache
 def namespaces_available() -> bool:
-    """Whether this process may make a user and a mount namespace and mount a tmpfs in it (then
-    scratch is a tmpfs the kernel caps), as the sandbox's child does; probed once, in a child."""
-    probe = (
-        "import ctypes, os, sys, tempfile\n"
-        "libc = ctypes.CDLL(None)\n"
-        "uid, gid, d = os.getuid(), os.getgid(), tempfile.mkdtemp()\n"
-        "if libc.unshare(0x10020000) != 0: sys.exit(1)\n"
-        "for f, t in (('setgroups', 'deny'), ('uid_map', f'{uid} {uid} 1'), "
-        "('gid_map', f'{gid} {gid} 1')):\n"
-        "    open(f'/proc/self/{f}', 'w').write(t)\n"
-        "ok = libc.mount(b'none', b'/', None, (1 << 14) | (1 << 18), None) == 0 and "
-        "libc.mount(b'tmpfs', d.encode(), b'tmpfs', 0, b'size=1m') == 0\n"
-        "sys.exit(0 if ok else 1)\n"
-    )
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {"TMPDIR": tmp, "PATH": "/usr/bin:/bin"}
-            run = subprocess.run([sys.executable, "-I", "-c", probe], timeout=30, env=env,
-                                 capture_output=True)  # fmt: skip
-        return run.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+    """Whether this process may make a user and a mount namespace and mount a capped tmpfs in
+    it (then scratch is a tmpfs the kernel caps): the sandbox child's own sequence, run once in a
+    child that confines nothing else."""
+    with tempfile.TemporaryDirectory() as scratch:
+        request = json.dumps({"probe": True, "scratch": scratch, "scratch_mb": 1,
+                              "scratch_files": 16})  # fmt: skip
+        try:
+            run = subprocess.run([sys.executable, "-I", "-c", CHILD, "1"], input=request,
+                                 capture_output=True, text=True, timeout=30,
+                                 env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+            return json.loads(run.stdout).get("layers") == "namespaces"
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return False
 
 
 def runtime_paths() -> list[str]:
