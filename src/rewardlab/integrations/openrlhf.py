@@ -36,7 +36,7 @@ from fastapi import FastAPI, Request
 from rewardlab.common.http import error as _error
 from rewardlab.common.http import guard, loads, read_body, strip_paths
 from rewardlab.errors import RewardLabError
-from rewardlab.integrations.runs import Cancelled, RunRewards, Scorer
+from rewardlab.integrations.runs import RunRewards, Scorer
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
@@ -162,7 +162,7 @@ def make_app(rr: RunRewards, names: Sequence[str], cfg: ServerConfig | None = No
             return _error(
                 504, f"scoring {len(prompts)} samples took longer than {cfg.timeout_s:g} s"
             )
-        except (RewardLabError, Cancelled) as exc:
+        except RewardLabError as exc:  # Cancelled included
             cfg.stats["errors"] += 1
             return _error(500, strip_paths(str(exc)))
         cfg.stats["requests"] += 1
