@@ -16,21 +16,28 @@ from typing import Any
 
 import pandas as pd
 
-from rewardlab.config import StudyConfig, load_config, read_yaml_mapping, set_key, validated
+from rewardlab.config import (
+    StudyConfig,
+    find_study,
+    load_config,
+    read_study,
+    set_key,
+    validated,
+)
 from rewardlab.errors import RewardLabError
 from rewardlab.study import Study, run_study
 
 
 def resolve(study: str | Path | Mapping | StudyConfig, overrides: Mapping[str, Any] | None = None
             ) -> StudyConfig:  # fmt: skip
-    """The validated config of `study` (a YAML path, a mapping or a `StudyConfig`) with
-    `overrides` (dotted keys, e.g. ``{"policy.epochs": 2, "rewards.0.lr": 1e-3}``) applied."""
+    """The validated config of `study` (a YAML path or a packaged study's name, a mapping or a
+    `StudyConfig`; relative input paths in a file are relative to it) with `overrides` (dotted keys, e.g. ``{"policy.epochs": 2, "rewards.0.lr": 1e-3}``) applied."""
     if isinstance(study, StudyConfig):
         data, source = study.model_dump(mode="json"), "the given StudyConfig"
     elif isinstance(study, Mapping):
         data, source = copy.deepcopy(dict(study)), "the given mapping"
     else:
-        data, source = read_yaml_mapping(Path(study), "config file"), str(study)
+        data, source = read_study(find_study(study)), str(study)
     for key, value in (overrides or {}).items():
         set_key(data, key, copy.deepcopy(value), f"{source}, override {key}")
     if overrides:

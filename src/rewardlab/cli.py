@@ -14,7 +14,7 @@ import typer
 from rewardlab.errors import Interrupted, RewardLabError, unwind_on_signals
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-DEFAULT_CONFIG = "studies/quick.yaml"
+DEFAULT_CONFIG = "quick"  # the packaged default study (`config.packaged`)
 
 
 @app.callback()
@@ -24,7 +24,9 @@ def _root() -> None:
 
 @app.command()
 def run(
-    config: Annotated[str, typer.Argument(help="study YAML")] = DEFAULT_CONFIG,
+    config: Annotated[
+        str, typer.Argument(help="study YAML, or a packaged study's name (quick, tiny, ...)")
+    ] = DEFAULT_CONFIG,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override a key: --set seed=1 (repeatable)")
     ] = None,
@@ -106,7 +108,9 @@ def compare(
 
 @app.command()
 def sweep(
-    sweep_file: Annotated[Path, typer.Argument(help="sweep YAML (a base study and a grid)")],
+    sweep_file: Annotated[
+        str, typer.Argument(help="sweep YAML (a base study and a grid), or a packaged sweep's name")
+    ],
     backend: Annotated[
         str | None, typer.Option(help="process (default) or ray; overrides the sweep file")
     ] = None,
@@ -259,6 +263,34 @@ def eval_rm(
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=1))
+
+
+config_app = typer.Typer(help="The study config: every key described, one study resolved.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[
+        str, typer.Argument(help="study YAML, or a packaged study's name (quick, tiny, ...)")
+    ] = DEFAULT_CONFIG,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a key: --set seed=1 (repeatable)")
+    ] = None,
+) -> None:
+    """Print a study's resolved config (every default written out) with each key described."""
+    from rewardlab.config import load_config
+    from rewardlab.config_reference import show
+
+    typer.echo(show(load_config(config, list(set_ or []))), nl=False)
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print every key of a study and a sweep as Markdown (the source of docs/CONFIG.md)."""
+    from rewardlab.config_reference import markdown
+
+    typer.echo(markdown(), nl=False)
 
 
 label_app = typer.Typer(help="People in the loop: the labelling app, its store, a simulated rater.")

@@ -9,25 +9,36 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from rewardlab.errors import RewardLabError
+from rewardlab.inputs import rebase
 from rewardlab.optimize import KINDS as OPTIMIZER_KINDS
 from rewardlab.optimize import OptimizerSpec
 from rewardlab.report.tracking import TrackingConfig
 from rewardlab.rewards import KINDS as REWARD_KINDS
 from rewardlab.rewards import RULE, RewardSpec
-from rewardlab.specs import Device, ModelSpec, SamplingConfig, Strict, spec_key
+from rewardlab.specs import (
+    Device,
+    ModelSpec,
+    SamplingConfig,
+    Strict,
+    inner_model,
+    input_field,
+    kind_tag,
+    members,
+    spec_key,
+)
 from rewardlab.userfiles import file_sha256, source_digest
 
 
 class TaskConfig(Strict):
     """The task: its prompts, demonstrations and gold rule."""
 
-    name: str = Field("topics", description="built-in task, path to a .py file, or module name")
+    name: str = input_field("topics", "task", "built-in task, path to a .py file, or module name")
     params: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments of the task"
     )
@@ -70,8 +81,8 @@ class PreferenceConfig(Strict):
     """Preference pairs from the base policy's samples, labelled by the gold rule, or read from
     a local file."""
 
-    file: str | None = Field(
-        None, description="a local preference file (.parquet, .jsonl or .json lines) with prompt, "
+    file: str | None = input_field(
+        None, "file", "a local preference file (.parquet, .jsonl or .json lines) with prompt, "
         "chosen, rejected (TRL's layout, standard or conversational; an optional split column of "
         "train/test), used instead of gold-labelled pool pairs; its content is in the cache key",
     )  # fmt: skip
@@ -271,31 +282,12 @@ def _keys_at(model: type | None, loc: tuple) -> list[str]:
         if cls is None:
             return []
         if isinstance(x, int):
-            cls = _inner(cls)
+            cls = inner_model(cls)
         elif isinstance(cls, type) and issubclass(cls, BaseModel) and x in cls.model_fields:
-            cls = _inner(cls.model_fields[x].annotation)
+            cls = inner_model(cls.model_fields[x].annotation)
         else:  # a union member, named by its tag
-            cls = next((m for m in _members(cls) if _tag(m) == x), None)
+            cls = next((m for m in members(cls) if kind_tag(m) == x), None)
     return list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
-
-
-def _members(tp) -> list:
-    """The types inside `tp`: a union's members, an Annotated's type, a list's item type."""
-    args = get_args(tp)
-    if get_origin(tp) is Annotated:
-        return _members(args[0])
-    return [m for a in args for m in (_members(a) if get_args(a) else [a])] if args else [tp]
-
-
-def _inner(tp):
-    """The model type behind `tp` (Optional, Annotated, a list of it), or `tp` itself."""
-    ms = [m for m in _members(tp) if m is not type(None)]
-    return ms[0] if len(ms) == 1 else tp
-
-
-def _tag(m) -> str | None:
-    f = getattr(m, "model_fields", {}).get("kind")
-    return get_args(f.annotation)[0] if f is not None and get_args(f.annotation) else None
 
 
 def read_yaml_mapping(path: Path, what: str) -> dict:
@@ -316,10 +308,42 @@ def read_yaml_mapping(path: Path, what: str) -> dict:
     return data
 
 
+STUDIES = Path(__file__).resolve().parent / "studies"  # the packaged studies and sweeps
+
+
+def packaged() -> list[str]:
+    """The names of the studies and sweeps that ship with the package (``rewardlab run tiny``)."""
+    return sorted(p.stem for p in STUDIES.glob("*.yaml"))
+
+
+def find_study(name: str | Path, what: str = "config file") -> Path:
+    """The YAML file `name`: a path, or else the name of a packaged study (`packaged`).
+
+    Raises:
+        RewardLabError: neither a file nor a packaged name (the packaged ones listed).
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    if str(name) in packaged():
+        return STUDIES / f"{name}.yaml"
+    raise RewardLabError(
+        f"{what} {name} does not exist, and it is not the name of a packaged study or sweep "
+        f"({', '.join(packaged())})"
+    )
+
+
+def read_study(path: Path, what: str = "config file") -> dict:
+    """A study file's mapping (`read_yaml_mapping`) with the relative paths of the inputs it
+    names made relative to the file's folder (`inputs.rebase`)."""
+    return rebase(read_yaml_mapping(path, what), StudyConfig, path.parent)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> StudyConfig:
-    """Read a study YAML (or the defaults when `path` is None), apply ``key=value`` overrides."""
+    """Read a study YAML (a path or a packaged study's name; the defaults when `path` is None),
+    then apply ``key=value`` overrides (their paths are relative to the current folder)."""
     source = str(path) if path else "(defaults)"
-    data = read_yaml_mapping(Path(path), "config file") if path is not None else {}
+    data = read_study(find_study(path)) if path is not None else {}
     for key, value in parse_overrides(overrides or []):
         set_key(data, key, value, f"{source}, --set {key}")
     if overrides:

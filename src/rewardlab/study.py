@@ -22,6 +22,7 @@ from rewardlab.cache import Cache, StageResult, copy_tree, exclusive_lock
 from rewardlab.common.io import read_parquet, write_atomic
 from rewardlab.config import PolicyConfig, PreferenceConfig, StudyConfig, TaskConfig, dump_config
 from rewardlab.errors import RewardLabError
+from rewardlab.inputs import check
 from rewardlab.label.agreement import agreement
 from rewardlab.models import (
     build_causal_lm,
@@ -279,6 +280,8 @@ def run_study(
         raise RewardLabError(
             f"--rebuild {', '.join(unknown)}: not a stage; the stages are {', '.join(STAGES)}"
         )
+    check(cfg)  # every file the study names, before a folder or a stage is made
+    cfg.task.load()  # a task file that fails to import fails here too
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
     claim_run_dir(cfg, run_dir)
     with exclusive_lock(run_dir / OWNER_LOCK, timeout_s=OWNER_WAIT_S, what=f"run folder {run_dir}"):

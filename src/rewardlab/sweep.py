@@ -42,11 +42,14 @@ from rewardlab.config import (
     Strict,
     StudyConfig,
     dump_config,
+    find_study,
     format_validation_error,
+    read_study,
     read_yaml_mapping,
     set_key,
 )
 from rewardlab.errors import Interrupted, RewardLabError, unwind_on_signals
+from rewardlab.inputs import check, rebase
 
 DONE = "done.json"
 RAY_RETRIES = 3  # runs of a study whose Ray worker or node died, after the first
@@ -67,6 +70,11 @@ class SweepConfig(Strict):
     backend: Literal["process", "ray"] = Field("process", description="where studies run")
     workers: int | None = Field(None, ge=1, description="parallel studies (default: cores)")
     cache_dir: str | None = Field(None, description="overrides the studies' cache_dir")
+    folder: Path = Field(
+        Path("."), exclude=True,
+        description="the sweep file's folder (set on loading): relative input paths given in "
+        "the file, in 'base', 'set' or 'grid', are relative to it",
+    )  # fmt: skip
 
 
 @dataclass
@@ -85,10 +93,13 @@ class Point:
 
 
 def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
-    """Read and validate a sweep file (unknown keys, empty grids and bad types are errors)."""
-    path = Path(path)
+    """Read and validate a sweep file, a path or a packaged sweep's name (unknown keys, empty
+    grids and bad types are errors)."""
+    path = find_study(path, "sweep file")
     data = read_yaml_mapping(path, "sweep file")
-    data.update(overrides or {})
+    if "folder" in data:
+        raise RewardLabError(f"sweep file {path}: unknown key 'folder' (it is set on loading)")
+    data.update(overrides or {}, folder=path.parent.absolute())
     try:
         cfg = SweepConfig.model_validate(data)
     except ValidationError as err:
@@ -122,7 +133,7 @@ def expand(cfg: SweepConfig, source: str = "sweep") -> list[Point]:
         RewardLabError: naming the grid point and the key that make a study invalid.
     """
     base = (
-        read_yaml_mapping(Path(cfg.base), "base study")
+        read_study(Path(cfg.base), "base study")
         if isinstance(cfg.base, str)
         else copy.deepcopy(cfg.base)
     )
@@ -144,6 +155,7 @@ def expand(cfg: SweepConfig, source: str = "sweep") -> list[Point]:
                     raise RewardLabError(
                         f"{where}: key {k!r} does not fit the study config"
                     ) from None
+            rebase(data, StudyConfig, cfg.folder)  # the base's own paths are absolute by now
             data["study"] = cfg.sweep
             if cfg.cache_dir:
                 data["cache_dir"] = cfg.cache_dir
@@ -151,6 +163,7 @@ def expand(cfg: SweepConfig, source: str = "sweep") -> list[Point]:
                 study_cfg = StudyConfig.model_validate(data)
             except ValidationError as err:
                 raise RewardLabError(format_validation_error(err, where, StudyConfig)) from None
+            check(study_cfg, where)
             ident = digest(study_cfg.model_dump(mode="json"))
             if ident in seen:  # the same study reached from another grid point
                 if b not in seen[ident].blocks:

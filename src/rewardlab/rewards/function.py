@@ -15,6 +15,7 @@ from pydantic import Field
 
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
+from rewardlab.specs import input_field
 from rewardlab.userfiles import import_user, source_digest
 
 
@@ -22,7 +23,7 @@ class Config(RewardBase):
     """A reward function a user brings (a .py file or an importable module)."""
 
     kind: Literal["function"] = Field("function", description="reward source: a user's function")
-    path: str = Field(..., description="a .py file, or an importable module name")
+    path: str = input_field(..., "module", "a .py file, or an importable module name")
     function: str = Field("reward", description="name of the function in that file or module")
     params: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments bound to every call"

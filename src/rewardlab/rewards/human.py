@@ -25,7 +25,7 @@ from pydantic import Field
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
 from rewardlab.seeding import rng
-from rewardlab.specs import Strict
+from rewardlab.specs import Strict, input_field
 
 
 class SimulatedRater(Strict):
@@ -39,7 +39,7 @@ class Config(RewardBase):
     """Ratings from people (through the labelling app's store) for a fraction of the samples."""
 
     kind: Literal["human"] = Field("human", description="reward source: people's 1-7 ratings")
-    db: str = Field(..., description="the label database the labelling app serves")
+    db: str = input_field(..., "database", "the label database the labelling app serves")
     labeller: str = Field(..., description="whose queue the rating requests go to")
     p: float = Field(0.1, ge=0, le=1, description="probability a sample is sent for a rating")
     timeout_s: float = Field(600.0, gt=0, description="longest a reward call waits for ratings")

@@ -9,11 +9,12 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.base import Reward, RewardBase, RewardContext
 from rewardlab.sandbox import score_program
+from rewardlab.specs import input_field
 from rewardlab.userfiles import source_digest
 
 
@@ -21,8 +22,8 @@ class Config(RewardBase):
     """A reward program run in the sandbox."""
 
     kind: Literal["program"] = Field("program", description="reward source: a sandboxed program")
-    path: str = Field(
-        ..., description="the .py file defining reward(prompts, completions, **kw), or "
+    path: str = input_field(
+        ..., "program", "the .py file defining reward(prompts, completions, **kw), or "
         "builtin:NAME for a built-in partial rule (rewardlab/tasks/programs/NAME.py)",
     )  # fmt: skip
     timeout_s: float = Field(30.0, gt=0, description="wall-time limit of one batch")
@@ -30,6 +31,15 @@ class Config(RewardBase):
     unsafe_no_sandbox: bool = Field(
         False, description="UNSAFE: run the program unconfined (only for code you trust)"
     )
+
+    @field_validator("path")
+    @classmethod
+    def _known_builtin(cls, path: str) -> str:
+        try:  # an unknown built-in name is an error now, not when the stage runs
+            resolve(path)
+        except RewardLabError as exc:
+            raise ValueError(str(exc)) from None
+        return path
 
     def file(self) -> Path:
         """The program's file (a built-in one resolved)."""
