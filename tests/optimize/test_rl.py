@@ -1,4 +1,6 @@
+import contextlib
 import itertools
+import logging
 import math
 
 import numpy as np
@@ -146,10 +148,12 @@ def test_a_killed_rl_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch)
     notes = []
     progress.send_to(notes.append)
     try:
-        s = run_study(cfg, tmp_path / "run", log=lambda m: None)
+        with transformers_warnings() as warned:
+            s = run_study(cfg, tmp_path / "run", log=lambda m: None)
     finally:
         progress.send_to(None)
     assert "[grpo rule] resuming from its checkpoint at step 4 of 6" in notes  # announced
+    assert warned == []  # the tied lm_head is not reported missing from the checkpoint
     curve = pd.read_csv(s.stages["grpo-rule"].path / "curve.csv")
     assert sorted(curve.step) == [0, 2, 4, 6]
     pd.testing.assert_frame_equal(curve[curve.step <= 4].reset_index(drop=True), done)
@@ -218,11 +222,9 @@ def test_rloo_with_a_kl_penalty_builds_its_reference_from_the_policy_folder(tmp_
         assert (tmp_path / "run" / path / "model.safetensors").is_file()
 
 
-def test_a_grpo_run_prints_no_transformers_warning(tmp_path):
-    """The padding warning transformers raises inside TRL's cached decoding (a finished row's
-    pad token at a decoding step, prompts unpadded) is dropped; nothing else is."""
-    import logging
-
+@contextlib.contextmanager
+def transformers_warnings():
+    """The messages transformers logs at WARNING or above inside the block."""
     seen: list[str] = []
 
     class Collect(logging.Handler):
@@ -232,10 +234,17 @@ def test_a_grpo_run_prints_no_transformers_warning(tmp_path):
     handler = Collect(level=logging.WARNING)
     logging.getLogger("transformers").addHandler(handler)
     try:
+        yield seen
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+
+
+def test_a_grpo_run_prints_no_transformers_warning(tmp_path):
+    """The padding warning transformers raises inside TRL's cached decoding (a finished row's
+    pad token at a decoding step, prompts unpadded) is dropped; nothing else is."""
+    with transformers_warnings() as seen:
         d = tiny_config_dict(tmp_path)
         d["task"] = {"name": "topics"}  # unpadded prompts; rows finish early
         d["optimizers"] = [{"kind": "grpo", "rewards": ["rm-a"], "steps": 4, "measure_every": 2}]
         run_study(StudyConfig.model_validate(d), tmp_path / "run", log=lambda m: None)
-    finally:
-        logging.getLogger("transformers").removeHandler(handler)
     assert seen == []

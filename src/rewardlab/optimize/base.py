@@ -114,6 +114,11 @@ def train_and_keep(trainer, work: Path, out: Path, tok, desc: str = "train") -> 
     # TRL writes a model card at every checkpoint (a third of a checkpoint's time here); the
     # checkpoints hold what resuming and the per-measurement weights need, and nothing else
     trainer.create_model_card = lambda *a, **k: None
+    model = trainer.model
+    if getattr(model.config, "tie_word_embeddings", False) and model._tied_weights_keys:
+        # a tied lm_head is not in a checkpoint; named here, the trainer ties it again on a
+        # resume instead of warning that the checkpoint lacks it
+        model._keys_to_ignore_on_save = set(model._tied_weights_keys)
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     shutil.copy2(work / CURVE_FILE, out / CURVE_FILE)
     for c in sorted((work / "trainer").glob("checkpoint-*")):
