@@ -221,7 +221,7 @@ def test_a_signal_stops_the_run_with_a_message_and_keeps_finished_stages(tmp_pat
         text=True,
     )
     for line in proc.stdout:  # stdout reaches a pipe line by line
-        if line.startswith("[reward_model] building"):
+        if line.startswith("[reward_model ") and line.rstrip().endswith("building ..."):
             break
     proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=60)

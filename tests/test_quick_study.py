@@ -52,3 +52,15 @@ def test_the_tiny_preset_runs_the_default_studys_shape(tmp_path):
     assert {tuple(r) for r in rows} == expected
     assert (out / "report.html").is_file() and (out / "config.yaml").is_file()
     assert pd.read_csv(out / "curves.csv").query("optimizer == 'bon'").step.max() == 64
+    # the terminal: progress names each reward model; the summary is split by family
+    for name in ("rm-xs", "rm-s", "rm-m"):
+        assert f"[reward_model {name}] building ..." in p.stdout
+    assert "rm-rm" not in p.stdout
+    head, rest = p.stdout.split("\nbest-of-n:\n", 1)
+    bon, rest = rest.split("\ntrained policies:\n", 1)
+    trained = rest.split("\n\n", 1)[0]
+    assert [ln.split()[0] for ln in bon.strip().splitlines()[1:]] == ["bon"] * 4
+    assert sorted(ln.split()[0] for ln in trained.strip().splitlines()[1:]) == [
+        "dpo", "grpo", "grpo", "grpo"]  # fmt: skip
+    assert "drop_lo" in bon and "drop_lo" not in trained  # no empty columns
+    assert "alpha, beta: the fit of Gao et al. 2022" in p.stdout.replace("\n", " ")

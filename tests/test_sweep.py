@@ -1,6 +1,7 @@
 import json
 import multiprocessing as mp
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +15,8 @@ from rewardlab.cache import Cache
 from rewardlab.errors import RewardLabError
 from rewardlab.sweep import expand, load_sweep, run_sweep
 from tests.conftest import tiny_config_dict
+
+RM_BUILDING = re.compile(r"^\[reward_model [^\]]+\] building", re.M)  # a reward model under way
 
 RL = dict(
     steps=2,
@@ -230,7 +233,7 @@ def test_workers_die_with_a_killed_sweep(tmp_path):
     logs = [out / "studies" / sid / "log.txt" for sid in ("t-000", "t-001")]
     try:
         deadline = time.monotonic() + 120
-        while not all(f.is_file() and "[reward_model] building" in f.read_text() for f in logs):
+        while not all(f.is_file() and RM_BUILDING.search(f.read_text()) for f in logs):
             assert time.monotonic() < deadline and sweep.poll() is None
             time.sleep(0.5)
         workers = _children(sweep.pid)
@@ -269,7 +272,7 @@ def test_a_ray_cluster_sweep_survives_losing_a_worker_node(tmp_path):
         )  # fmt: skip
         logs = [out / "studies" / f"t-00{i}" / "log.txt" for i in range(3)]
         deadline = time.monotonic() + 180
-        while sum(f.is_file() and "[reward_model] building" in f.read_text() for f in logs) < 2:
+        while sum(bool(f.is_file() and RM_BUILDING.search(f.read_text())) for f in logs) < 2:
             assert time.monotonic() < deadline and sweep.poll() is None, sweep.stdout.read()
             time.sleep(0.2)
         cluster.remove_node(doomed, allow_graceful=False)  # both nodes were busy: one study dies

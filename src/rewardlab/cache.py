@@ -182,53 +182,64 @@ class Cache:
         return self.root / f"{name}-{digest({'stage': name, **key})}.partial"
 
     def run(
-        self, name: str, fn: Callable[..., None], *, resumable: bool = False, **inputs
+        self,
+        name: str,
+        fn: Callable[..., None],
+        *,
+        resumable: bool = False,
+        shown_as: str | None = None,
+        **inputs,
     ) -> StageResult:
         """The stage `name` built by ``fn(**inputs, out=folder)`` (and ``work=folder`` when
         `resumable`); its key is `keyable` of exactly `inputs` and `STAGE_VERSION`, so what a
-        stage reads is declared once, where it is called."""
+        stage reads is declared once, where it is called. Log lines name it ``[name shown_as]``
+        (which reward or optimizer it is for; not part of the key)."""
         key = {"version": STAGE_VERSION, **{k: keyable(v) for k, v in inputs.items()}}
         extra = {"work": self.work_dir(name, key)} if resumable else {}
-        return self.stage(name, key, lambda out: fn(**inputs, **extra, out=out))
+        return self.stage(name, key, lambda out: fn(**inputs, **extra, out=out), shown_as)
 
-    def _locked(self, name: str, h: str):
+    def _locked(self, name: str, h: str, tag: str):
         """Hold the exclusive lock of stage `name`-`h`, logging when another holder is waited on."""
         return exclusive_lock(
             self.root / f".{name}-{h}.lock",
             on_wait=lambda: self.log(
-                f"[{name}] waiting for another process building {name}-{h} ..."
+                f"[{tag}] waiting for another process building {name}-{h} ..."
             ),
         )
 
-    def _cached(self, name: str, final: Path, h: str) -> StageResult | None:
+    def _cached(self, name: str, final: Path, h: str, tag: str) -> StageResult | None:
         if not (final / META).exists():
             return None
         meta = verify(final)
-        self.log(f"[{name}] cached  {final}")
+        self.log(f"[{tag}] cached  {final}")
         return StageResult(name, final, h, False, meta.get("seconds", 0.0))
 
-    def stage(self, name: str, key: dict, build: Callable[[Path], None]) -> StageResult:
-        """Return the stage folder for `key`, building it with ``build(tmp_folder)`` if missing."""
+    def stage(
+        self, name: str, key: dict, build: Callable[[Path], None], shown_as: str | None = None
+    ) -> StageResult:
+        """Return the stage folder for `key`, building it with ``build(tmp_folder)`` if missing;
+        log lines name it ``[name shown_as]``."""
         h = digest({"stage": name, **key})
+        tag = f"{name} {shown_as}" if shown_as and shown_as != name else name
         final = self.root / f"{name}-{h}"
         force = (self._forcing or name in self.rebuild) and h not in self._rebuilt
         self._forcing = self._forcing or force
-        res = None if force else self._cached(name, final, h)
+        res = None if force else self._cached(name, final, h, tag)
         if res is None:
-            with self._locked(name, h):
-                res = None if force else self._cached(name, final, h)
+            with self._locked(name, h, tag):
+                res = None if force else self._cached(name, final, h, tag)
                 if res is None:
                     if force:
-                        self.log(f"[{name}] rebuilding (asked to) ...")
+                        self.log(f"[{tag}] rebuilding (asked to) ...")
                         shutil.rmtree(final, ignore_errors=True)
                         shutil.rmtree(self.root / f"{name}-{h}.partial", ignore_errors=True)
                         self._rebuilt.add(h)
-                    res = self._build(name, key, h, final, build)
+                    res = self._build(name, key, h, final, build, tag)
         self.results.append(res)
         return res
 
     def _build(
-        self, name: str, key: dict, h: str, final: Path, build: Callable[[Path], None]
+        self, name: str, key: dict, h: str, final: Path, build: Callable[[Path], None], tag: str
     ) -> StageResult:
         if final.exists():  # a folder without meta.json: not ours to trust, rebuild it
             shutil.rmtree(final)
@@ -237,7 +248,7 @@ class Cache:
         t0 = time.perf_counter()
         try:  # from the folder's creation on: a signal at any point removes it
             tmp.mkdir(parents=True)
-            self.log(f"[{name}] building ...")
+            self.log(f"[{tag}] building ...")
             build(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -252,7 +263,7 @@ class Cache:
         (tmp / META).write_text(json.dumps(meta, indent=1, default=str))
         os.replace(tmp, final)
         shutil.rmtree(self.work_dir(name, key), ignore_errors=True)
-        self.log(f"[{name}] built in {seconds:.1f}s  {final}")
+        self.log(f"[{tag}] built in {seconds:.1f}s  {final}")
         return StageResult(name, final, h, True, seconds)
 
 

@@ -6,6 +6,7 @@ import errno
 import os
 import signal
 import sys
+import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -56,18 +57,51 @@ def run(
         overrides.append(f"task.name={task}")
     cfg = load_config(config, overrides)
     study = run_study(cfg, out, rebuild=rebuild or ())
-    if study.reward_models is not None and len(study.reward_models):
-        cols = ["stage", "member", "params", "train_pairs", "test_accuracy", "seconds"]
-        typer.echo("\nreward models:\n" + study.reward_models[cols].to_string(index=False))
+    _print_rewards(study.run_dir / "rewards.csv")
     _print_summary(study.summary)
     typer.echo(f"\nrun folder: {study.run_dir}\nreport:     {study.run_dir / 'report.html'}")
 
 
+def _print_rewards(path: Path) -> None:
+    """The rewards a study built (``rewards.csv``), the rule left out."""
+    import pandas as pd
+
+    rewards = pd.read_csv(path)
+    cols = [c for c in ("reward", "kind", "params", "train_pairs", "test_accuracy", "members")
+            if c in rewards and rewards[c].notna().any()]  # fmt: skip
+    rewards = rewards[rewards.kind != "rule"][cols].convert_dtypes()  # counts as integers
+    if len(rewards):
+        typer.echo(
+            "\nrewards (test_accuracy: share of held-out preference pairs ranked as gold ranks them):"
+        )
+        typer.echo(rewards.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+LEGEND = (
+    "gold and proxy are in base-policy standard deviations (0 = the base policy's mean); "
+    "sqrt_kl = √KL(policy ‖ base) in √nats. peak_gold: the curve's highest gold, at "
+    "peak_sqrt_kl; final_gold: at its last point; gold_drop = peak - final, with its 95% "
+    "interval over prompts (drop_lo, drop_hi) for best-of-n. alpha, beta: the fit of Gao et "
+    "al. 2022, gold = d(alpha - beta·d) for best-of-n and d(alpha - beta·ln d) for trained "
+    "policies, d = √KL. A column a family has no value in is left out."
+)
+
+
 def _print_summary(summary) -> None:
+    """The summary split by optimizer family (sample-based: best-of-n; trained policies), each
+    without the columns it has no value in, and a legend."""
+    from rewardlab.optimize import KINDS
+
     cols = ["optimizer", "reward", "params", "peak_gold", "peak_sqrt_kl", "final_gold",
             "gold_drop", "drop_lo", "drop_hi", "final_proxy", "alpha", "beta"]  # fmt: skip
-    typer.echo("\nbest-of-n (gold and proxy in base-policy standard deviations):")
-    typer.echo(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    summary = summary[[c for c in cols if c in summary]]
+    sample = summary.optimizer.map(lambda o: KINDS[o].FAMILY == "sample" if o in KINDS else False)
+    for title, rows in (("best-of-n", summary[sample]), ("trained policies", summary[~sample])):
+        if len(rows):
+            typer.echo(f"\n{title}:")
+            rows = rows.loc[:, rows.notna().any()]
+            typer.echo(rows.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo("\n" + textwrap.fill(LEGEND, 100))
 
 
 @app.command()

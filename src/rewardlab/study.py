@@ -304,7 +304,8 @@ def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str
     reward_table(rewards).to_csv(run_dir / "rewards.csv", index=False)
 
     bon_pool = cache.run("pool", stage_pool, sampling=cfg.sampling, task_cfg=cfg.task, policy=pol,
-                         split="bon", n_prompts=cfg.pool.prompts, n_samples=cfg.pool.n, seed=seed)  # fmt: skip
+                         split="bon", n_prompts=cfg.pool.prompts, n_samples=cfg.pool.n, seed=seed,
+                         shown_as="for best-of-n and normalisation")  # fmt: skip
     study.stages["pool-bon"] = bon_pool
     scored = [r for n, r in rewards.items() if n != RULE and r.pool]
     if scored:
@@ -357,7 +358,8 @@ def build_rewards(
     else:
         pref_pool = cache.run("pool", stage_pool, sampling=cfg.sampling, task_cfg=cfg.task,
                               policy=pol, split="preferences", n_prompts=pc.prompts,
-                              n_samples=pc.samples_per_prompt, seed=seed)  # fmt: skip
+                              n_samples=pc.samples_per_prompt, seed=seed,
+                              shown_as="for preference pairs")  # fmt: skip
         prefs = cache.run("preferences", stage_preferences, cfg=pc, pool=pref_pool, seed=seed)
         used = {"policy": pol, "pool-preferences": pref_pool, "preferences": prefs}
     rctx = RewardContext(task, cfg.task, seed, cache, pol, prefs, device, log, preference_cfg=pc)

@@ -50,7 +50,7 @@ class OptimizerContext:
 
     def stage(self, label: str, name: str, fn: Callable[..., None], **inputs) -> StageResult:
         """A resumable stage via the cache, recorded under `label` for the run folder."""
-        res = self.cache.run(name, fn, resumable=True, **inputs)
+        res = self.cache.run(name, fn, resumable=True, shown_as=label, **inputs)
         self.stages[label] = res
         return res
 

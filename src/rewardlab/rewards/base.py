@@ -97,9 +97,12 @@ class RewardContext:
     preference_cfg: Any = None  # how the study labels pairs (refreshed pairs are labelled alike)
     built: dict[str, Reward] = field(default_factory=dict)  # the rewards listed before this one
 
-    def stage(self, label: str, name: str, fn: Callable[..., None], **inputs) -> StageResult:
-        """Build stage `name` via the cache and record it under `label` for the run folder."""
-        res = self.cache.run(name, fn, **inputs)
+    def stage(
+        self, label: str, name: str, fn: Callable[..., None], shown_as: str | None = None, **inputs
+    ) -> StageResult:
+        """Build stage `name` via the cache and record it under `label` for the run folder; its
+        log lines name it ``[name shown_as]`` (the reward it is for; default `label`)."""
+        res = self.cache.run(name, fn, shown_as=shown_as or label, **inputs)
         self.stages[label] = res
         return res
 

@@ -192,7 +192,7 @@ def binary_reward(cfg: BinaryConfig, ctx: RewardContext, stage_fn, trained_on: s
     `refresh_gold` (labels), none otherwise (a discriminator's negatives)."""
     inputs = dict(cfg=cfg.training(), task_cfg=ctx.task_cfg, preferences=ctx.preferences,
                   seed=ctx.seed, device=ctx.device)  # fmt: skip
-    res = ctx.stage(f"rm-{cfg.name}", "reward_model", stage_fn, **inputs)
+    res = ctx.stage(f"rm-{cfg.name}", "reward_model", stage_fn, shown_as=cfg.name, **inputs)
     met = json.loads((res.path / "metrics.json").read_text())
     meta = dict(trained_on=trained_on, **{count: met[count]}, gold_calls=met["gold_calls"],
                 test_accuracy=met["test_accuracy"], members=1,

@@ -318,6 +318,7 @@ def train_members(cfg: Config, members: int, ctx: RewardContext) -> list[tuple[S
             f"rm-{label}",
             "reward_model",
             stage_reward_model,
+            shown_as=label,
             cfg=cfg.training(),
             member=m,
             task_cfg=ctx.task_cfg,

@@ -100,7 +100,7 @@ def stage_demo_policy(
 
 def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
     """Fine-tune π_demo from the base policy; score with the log-likelihood ratio."""
-    res = ctx.stage(f"demo-policy-{cfg.name}", "policy", stage_demo_policy, cfg=cfg.training(),
+    res = ctx.stage(f"demo-policy-{cfg.name}", "policy", stage_demo_policy, shown_as=f"{cfg.name}'s demonstrations", cfg=cfg.training(),
                     task_cfg=ctx.task_cfg, policy=ctx.policy, preferences=ctx.preferences,
                     seed=ctx.seed, device=ctx.device)  # fmt: skip
     met = json.loads((res.path / "metrics.json").read_text())
