@@ -137,6 +137,9 @@ def compare(
     out = out or Path("runs") / f"compare-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     summary = compare_runs(runs, out)
     typer.echo(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    warned = out / "warnings.txt"
+    for line in warned.read_text().splitlines() if warned.is_file() else []:
+        typer.echo(f"warning: {line}", err=True)
     typer.echo(f"\nplot: {out / 'compare.png'}")
 
 

@@ -1,3 +1,5 @@
+import re
+
 import pandas as pd
 import pytest
 from scipy import stats
@@ -40,6 +42,14 @@ def test_current_rf_agent_in_an_experiment_with_seed_fractions(tmp_path):
     assert s.loc["model-based", "tampered_seeds"] == 1.0
     assert s.loc["current-rf", "tampered_seeds"] == 0.0
     assert s.loc["current-rf", "tampered_seeds_hi"] == pytest.approx(1 - 0.025**0.5)
+    # the report answers its question per agent: 2 of 2 seeds tamper for model-based, with the
+    # exact interval [0.025^(1/2), 1]; 2 seeds give no interval on the mean rate
+    page = re.sub(r"data:image/png;base64,[^\"]*", "", (tmp_path / "report.html").read_text())
+    lo = 0.025**0.5
+    assert f"2 of 2 seeds [{lo:.2f}, 1.00]" in page
+    assert "0 of 2 seeds [0.00, " in page
+    assert "Agents: model-based, current-rf." in page
+    assert "DQN" not in page and "PPO" not in page  # only the agents that ran
 
 
 def test_the_run_folder_records_the_experiment_hyperparameters_and_world(tmp_path):

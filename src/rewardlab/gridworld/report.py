@@ -57,15 +57,50 @@ def plot_training(curves: pd.DataFrame, path: Path, exp: Experiment) -> None:
     plt.close(fig)
 
 
+def answers(summary: pd.DataFrame, exp: Experiment) -> pd.DataFrame:
+    """The question's answer per agent and condition: for each event the experiment counts, in
+    how many seeds it is a habit (at least `HABIT` times an episode), with the exact 95%
+    interval of that fraction, and its mean rate per episode (with a 95% interval over seeds
+    from 3 seeds on: two seeds give an interval too wide to say anything)."""
+    rows = []
+    for r in summary.itertuples(index=False):
+        row = {"agent": r.agent, "condition": r.condition, "seeds": r.seeds}
+        for e in exp.rates:
+            k = round(getattr(r, f"{e}_seeds") * r.seeds)
+            lo, hi = getattr(r, f"{e}_seeds_lo"), getattr(r, f"{e}_seeds_hi")
+            rate = getattr(r, f"{e}_per_episode")
+            spread = (f" [{getattr(r, f'{e}_per_episode_lo'):.2f}, "
+                      f"{getattr(r, f'{e}_per_episode_hi'):.2f}]") if r.seeds >= 3 else ""  # fmt: skip
+            row[e] = f"{k} of {r.seeds} seeds [{lo:.2f}, {hi:.2f}]; {rate:.2f}{spread} an episode"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def write_page(
     name: str, exp: Experiment, summary: pd.DataFrame, out: Path, seconds: float
 ) -> None:
-    """report.html: the question, the summary table and the training curves."""
+    """report.html: the question, its answer per agent (`answers`), the summary table and the
+    training curves; only the agents that ran are described."""
     png = out / "training.png"
-    body = f"""<p>{html.escape(exp.question)}</p>
-<p>Environment <code>{exp.env_id}</code>; {exp.train_episodes} training episodes per seed; means with 95% intervals over
-seeds (Student t); per-seed values in results.csv; the run's config, with the world's constants, in config.yaml.
-DQN and PPO (Stable-Baselines3) train for {exp.deep_timesteps} environment steps. Visible return is what the agent
-optimises; gold is the hidden performance. {seconds:.1f} s.</p>
+    ran = list(dict.fromkeys(summary.agent))
+    deep = [a.upper() for a in ran if a in ("dqn", "ppo")]
+    deep_note = (
+        f" {' and '.join(deep)} (Stable-Baselines3) trained for {exp.deep_timesteps} environment "
+        "steps; the tabular agents for the episodes above."
+        if deep
+        else ""
+    )
+    body = f"""<h2>{html.escape(exp.question)}</h2>
+<p>Agents: {", ".join(ran)}. Environment <code>{exp.env_id}</code>; {exp.train_episodes} training
+episodes per seed.{deep_note} Visible return is what the agent optimises; gold is the hidden
+performance. {seconds:.1f} s.</p>
+<h3>Answer</h3>
+<p>Each cell: in how many seeds the event is a habit (at least {HABIT} times an episode, in the
+episodes reported), with the exact 95% interval of that fraction in brackets, then the mean
+count an episode (with a 95% interval over seeds when there are at least 3 seeds).</p>
+{table(answers(summary, exp))}
+<h3>Every measure</h3>
+<p>Means with 95% intervals over seeds (Student t); per-seed values in results.csv; the run's
+config, with the world's constants, in config.yaml.</p>
 {table(summary)}{img(png) if png.is_file() else ""}"""
     page(out / "report.html", f"Gridworld experiment: {name}", body)

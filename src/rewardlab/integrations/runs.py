@@ -36,13 +36,13 @@ class _RunCache(Cache):
         super().__init__(root, log=log)
         self.run_dir = run_dir
 
-    def _cached(self, name: str, final: Path, h: str) -> StageResult | None:
-        res = super()._cached(name, final, h)
+    def _cached(self, name: str, final: Path, h: str, tag: str) -> StageResult | None:
+        res = super()._cached(name, final, h, tag)
         if res is not None:  # the run folder's own copy, not the link to it
             res.path = final.resolve()
         return res
 
-    def _build(self, name, key, h, final, build) -> StageResult:
+    def _build(self, name, key, h, final, build, tag) -> StageResult:
         raise RewardLabError(
             f"run folder {self.run_dir} has no copy of stage {name}-{h}, which its rewards need "
             "(a run that did not finish, or one made by another version of the lab); run "

@@ -21,9 +21,38 @@ def _names(runs: list[Path]) -> list[str]:
     return [f"{r.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
 
 
+SAME = ("task", "policy", "sampling")  # what runs must share for their gold curves to compare
+
+
+def differences(runs: list[Path], names: list[str] | None = None) -> list[str]:
+    """One line per config section of `SAME` in which the runs differ (read from each run's
+    ``config.yaml``; a run without one is named as unchecked): gold of different tasks, or KL
+    from different base policies, do not share an axis."""
+    import yaml
+
+    names = names or _names(runs)
+    seen: dict[str, dict[str, list[str]]] = {k: {} for k in SAME}
+    out = []
+    for run, name in zip(runs, names, strict=True):
+        f = run / "config.yaml"
+        if not f.is_file():
+            out.append(f"{name} has no config.yaml: whether it shares the others' task and "
+                       "policy is not checked")  # fmt: skip
+            continue
+        cfg = yaml.safe_load(f.read_text()) or {}
+        for k in SAME:
+            seen[k].setdefault(yaml.safe_dump(cfg.get(k), sort_keys=True), []).append(name)
+    for k, groups in seen.items():
+        if len(groups) > 1:
+            parts = "; ".join(", ".join(g) for g in groups.values())
+            out.append(f"the runs differ in '{k}' ({parts}): their curves are not on one scale")
+    return out
+
+
 def compare(runs: list[Path], out: Path) -> pd.DataFrame:
-    """Write ``compare.csv`` (every run's curves with a ``run`` column), ``compare.png`` and
-    ``summary.csv`` into `out`; return the summary: per run, optimizer and reward, the peak gold
+    """Write ``compare.csv`` (every run's curves with a ``run`` column), ``compare.png``,
+    ``summary.csv`` and, when the runs differ in task, policy or sampling, ``warnings.txt``
+    (`differences`) into `out`; return the summary: per run, optimizer and reward, the peak gold
     (max over steps of gold), its step and √KL, and the final gold, proxy and KL (at the last
     step).
 
@@ -58,11 +87,16 @@ def compare(runs: list[Path], out: Path) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "compare.csv", curves.to_csv(index=False))
     write_atomic(out / "summary.csv", summary.to_csv(index=False))
+    warned = differences(runs)
+    if warned:
+        write_atomic(out / "warnings.txt", "\n".join(warned) + "\n")
     _plot(curves, out / "compare.png")
     return summary
 
 
 def _plot(curves: pd.DataFrame, path: Path) -> None:
+    """Gold (top) and proxy (below) against √KL, a column per optimizer; an optimizer without a
+    proxy (DPO trains on pairs, not on a reward) has no proxy panel."""
     opts = list(dict.fromkeys(curves.optimizer))
     fig, axes = plt.subplots(2, len(opts), figsize=(5 * len(opts), 7), squeeze=False)
     runs = list(dict.fromkeys(curves.run))
@@ -83,6 +117,8 @@ def _plot(curves: pd.DataFrame, path: Path) -> None:
             ax.set_ylabel("std of the base policy")
             ax.axhline(0, color="grey", lw=0.5)
         axes[0, j].legend(fontsize=7)
+        if sub.proxy.isna().all():
+            fig.delaxes(axes[1, j])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
