@@ -72,7 +72,7 @@ def commands(path: Path) -> list[list[str]]:
     for b in re.findall(r"```bash\n(.*?)```", path.read_text(), re.S):
         for line in b.splitlines():
             if line.startswith(".venv/bin/rewardlab "):
-                out.append(shlex.split(line.split("  #")[0])[1:])
+                out.append(shlex.split(line, comments=True)[1:])
     return out
 
 

@@ -332,7 +332,7 @@ def test_sigkill_at_a_random_point_of_each_stage_then_resume_gives_the_same_curv
     ref = _cli(config("cache-ref"), tmp_path / "ref")
     log, _ = ref.communicate(timeout=600)
     assert ref.returncode == 0, log
-    builds = re.findall(r"^\[(\w+)\] built in ([\d.]+)s", log, re.M)  # in the order built
+    builds = re.findall(r"^\[(\w+)[^\]]*\] built in ([\d.]+)s", log, re.M)  # in the order built
     assert {"policy", "pool", "preferences", "reward_model", "scores", "rl"} <= {
         b for b, _ in builds
     }

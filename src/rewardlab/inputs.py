@@ -94,8 +94,8 @@ def _missing(value: str, what: str) -> list[str]:
     path = Path(value).expanduser()
     if what == "folder":
         return [] if path.is_dir() else [f"model folder {value} does not exist"]
-    if what == "program" and value.startswith("builtin:"):
-        return []  # the name is checked when the config is validated
+    if what == "database" or (what == "program" and value.startswith("builtin:")):
+        return []  # the labelling app creates a database; a built-in name is checked on loading
     if what == "task":
         from rewardlab.tasks import BUILTIN
 
@@ -111,7 +111,7 @@ def _missing(value: str, what: str) -> list[str]:
         return [] if path.is_file() else [f"file {value} does not exist"]
     if what == "module" and not _importable(value):
         return [f"{value!r} is neither a file nor an importable module"]
-    return []  # a database: the labelling app creates it
+    return []
 
 
 def _importable(name: str) -> bool:
