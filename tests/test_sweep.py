@@ -251,6 +251,38 @@ def test_workers_die_with_a_killed_sweep(tmp_path):
     assert not [p for p in cache.iterdir() if ".tmp-" in p.name]  # and removed its half stage
 
 
+def test_ctrl_c_of_a_sweep_stops_it_cleanly_and_quietly(tmp_path):
+    """SIGINT to the sweep's whole process group, as a terminal's ctrl-c sends it: exit 130 with
+    the lab's one line, and no leaked-semaphore warning from Python (the workers' tqdm lock)."""
+    import signal
+
+    path = write_sweep(tmp_path, {"seed": [0, 1]})
+    base = yaml.safe_load((tmp_path / "base.yaml").read_text())
+    base["optimizers"][1]["steps"] = 100000  # inside TRL's trainer, which makes tqdm bars
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    out = tmp_path / "out"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "rewardlab.cli", "sweep", path, "--out", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    logs = [out / "studies" / sid / "log.txt" for sid in ("t-000", "t-001")]
+    try:
+        deadline = time.monotonic() + 120
+        rl = re.compile(r"^\[rl [^\]]+\] building", re.M)
+        while not all(f.is_file() and rl.search(f.read_text()) for f in logs):
+            assert time.monotonic() < deadline and sweep.poll() is None
+            time.sleep(0.5)
+        time.sleep(2)
+        os.killpg(sweep.pid, signal.SIGINT)
+        _, err = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 130, err
+    assert err.startswith("rewardlab: interrupted (SIGINT)")
+    assert "leaked" not in err and "Warning" not in err, err
+
+
 def test_a_ray_cluster_sweep_survives_losing_a_worker_node(tmp_path):
     pytest.importorskip("ray")
     from ray.cluster_utils import Cluster

@@ -226,8 +226,15 @@ def _worker_init(sweep_pid: int) -> None:
     """A pool worker dies with its sweep, even one killed with SIGKILL (Linux's parent-death
     signal, SIGTERM, which unwinds the study like ctrl-c); SIGINT from a terminal is left to the
     sweep, which stops its workers with SIGTERM."""
+    import threading
+
+    from tqdm import tqdm
+
     unwind_on_signals()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a worker's progress goes to its own log: a thread lock, not tqdm's default named semaphore,
+    # which a stopped worker would leave behind (Python warns of it when the sweep ends)
+    tqdm.set_lock(threading.RLock())
     if sys.platform.startswith("linux"):
         import ctypes
 
