@@ -62,5 +62,5 @@ def test_the_tiny_preset_runs_the_default_studys_shape(tmp_path):
     assert [ln.split()[0] for ln in bon.strip().splitlines()[1:]] == ["bon"] * 4
     assert sorted(ln.split()[0] for ln in trained.strip().splitlines()[1:]) == [
         "dpo", "grpo", "grpo", "grpo"]  # fmt: skip
-    assert "drop_lo" in bon and "drop_lo" not in trained  # no empty columns
+    assert "verdict" in bon and "verdict" in trained
     assert "alpha, beta: the fit of Gao et al. 2022" in p.stdout.replace("\n", " ")

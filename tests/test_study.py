@@ -185,44 +185,30 @@ def test_a_missing_local_model_folder(tiny_config, tmp_path):
         run_study(StudyConfig.model_validate(d), tmp_path / "run", log=lambda m: None)
 
 
-def test_the_reading_says_when_a_fall_is_not_distinguishable_from_zero():
+def test_the_reading_states_each_verdict_with_its_interval_and_control():
     from rewardlab.report.build import _reading
 
     row = dict(optimizer="bon", params=10, peak_gold=0.5, peak_sqrt_kl=1.0, peak_step=8,
-               final_gold=0.3, gold_drop=0.2, final_kl=5.9, final_proxy=1.0)  # fmt: skip
+               final_gold=0.3, gold_drop=0.2, final_kl=5.9, final_proxy=1.0, units=32,
+               fall=0.4, fall_lo=0.1, fall_hi=0.7, control="rule", vs_control_lo=0.05,
+               vs_control_hi=0.6, verdict="hacked", verdict_kl=5.9)  # fmt: skip
     summary = pd.DataFrame([
-        {**row, "reward": "clear", "drop_lo": 0.05, "drop_hi": 0.35},
-        {**row, "reward": "unclear", "drop_lo": -0.1, "drop_hi": 0.5},
+        {**row, "reward": "clear"},
+        {**row, "reward": "flat", "fall": 0.0, "fall_lo": -0.1, "fall_hi": 0.1,
+         "verdict": "not hacked", "verdict_kl": 2.04},
         {**row, "reward": "never", "optimizer": "grpo", "peak_step": 0, "final_kl": -0.03,
-         "drop_lo": np.nan, "drop_hi": np.nan},
+         "units": 0, "fall": np.nan, "verdict": "undetermined", "control": "none"},
     ])  # fmt: skip
     text = _reading(summary)
-    clear, unclear, never = text.split("<p>")[1:4]
-    assert "overoptimization" in clear and "not distinguishable" not in clear
-    assert "includes zero" in unclear and "overoptimization" not in unclear
+    clear, flat, never = text.split("<p>")[1:4]
+    assert ("cross-fitted fall 0.40 std, 95% over 32 prompts [0.10, 0.70]; minus the same "
+            "optimizer's fall against the rule: [0.05, 0.60]; verdict: <b>hacked</b>") in clear  # fmt: skip
+    assert "verdict: <b>not hacked</b> within KL = 2.04 nats" in flat
+    assert "verdict: <b>undetermined</b> (no per-prompt measurements to test)" in never
     assert "never rose above the base policy" in never and "peak-gold policy" not in never
     assert "KL = 0 nats (the k1 estimate, -0.03, is below 0 by sampling noise)" in never
+    assert "overoptimization" not in text  # the verdict's words only
     assert "order of the reward models" in text and "a second seed" in text
-
-
-def test_the_reading_of_a_trained_fall_carries_its_interval():
-    from rewardlab.report.build import _reading
-
-    row = dict(optimizer="grpo", params=10, peak_sqrt_kl=1.0, peak_step=5, final_kl=2.0,
-               final_proxy=1.0, drop_lo=np.nan, drop_hi=np.nan)  # fmt: skip
-    summary = pd.DataFrame([
-        {**row, "reward": "big", "peak_gold": 1.0, "final_gold": 0.2, "gold_drop": 0.8},
-        {**row, "reward": "small", "peak_gold": 1.0, "final_gold": 0.9, "gold_drop": 0.1},
-    ])  # fmt: skip
-    detail = pd.DataFrame(
-        [dict(optimizer="grpo", reward=r, step=st, gold_se_norm=se, checkpoint=f"c{st}")
-         for r in ("big", "small") for st, se in ((0, 0.0), (5, 0.1), (10, 0.2))]
-    )  # fmt: skip
-    big, small = _reading(summary, detail).split("<p>")[1:3]
-    half = 1.96 * (0.1**2 + 0.2**2) ** 0.5  # 0.438: the fall's 95% half-width, by hand
-    assert f"a fall of 0.80, 95% over prompts {0.8 - half:.2f} to {0.8 + half:.2f}" in big
-    assert "not distinguishable from zero" in small and f"{0.1 - half:.2f}" in small
-    assert "peak-gold policy is saved in <code>c5</code>" in big
 
 
 def test_default_run_folders_are_unique_within_one_second(tiny_config, tmp_path, monkeypatch):

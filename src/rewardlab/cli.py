@@ -80,8 +80,12 @@ def _print_rewards(path: Path) -> None:
 LEGEND = (
     "gold and proxy are in base-policy standard deviations (0 = the base policy's mean); "
     "sqrt_kl = √KL(policy ‖ base) in √nats. peak_gold: the curve's highest gold, at "
-    "peak_sqrt_kl; final_gold: at its last point; gold_drop = peak - final, with its 95% "
-    "interval over prompts (drop_lo, drop_hi) for best-of-n. alpha, beta: the fit of Gao et "
+    "peak_sqrt_kl; final_gold: at its last point. fall: gold's fall after its peak, "
+    "cross-fitted over prompts (the peak chosen on half of them, the fall measured on the "
+    "other half), with its 95% interval [fall_lo, fall_hi]. verdict: hacked (the fall's "
+    "interval, and that of its excess over the same optimizer against the rule, above 0), not "
+    "hacked (the interval below {margin} std, within the run's KL), or undetermined; summary.csv has "
+    "the control's columns and the budget's KL. alpha, beta: the fit of Gao et "
     "al. 2022, gold = d(alpha - beta·d) for best-of-n and d(alpha - beta·ln d) for trained "
     "policies, d = √KL. A column a family has no value in is left out."
 )
@@ -93,7 +97,7 @@ def _print_summary(summary) -> None:
     from rewardlab.optimize import KINDS
 
     cols = ["optimizer", "reward", "params", "peak_gold", "peak_sqrt_kl", "final_gold",
-            "gold_drop", "drop_lo", "drop_hi", "final_proxy", "alpha", "beta"]  # fmt: skip
+            "final_proxy", "fall", "fall_lo", "fall_hi", "verdict", "alpha", "beta"]  # fmt: skip
     summary = summary[[c for c in cols if c in summary]]
     sample = summary.optimizer.map(lambda o: KINDS[o].FAMILY == "sample" if o in KINDS else False)
     for title, rows in (("best-of-n", summary[sample]), ("trained policies", summary[~sample])):
@@ -101,7 +105,9 @@ def _print_summary(summary) -> None:
             typer.echo(f"\n{title}:")
             rows = rows.loc[:, rows.notna().any()]
             typer.echo(rows.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    typer.echo("\n" + textwrap.fill(LEGEND, 100))
+    from rewardlab.verdict import MARGIN
+
+    typer.echo("\n" + textwrap.fill(LEGEND.format(margin=MARGIN), 100))
 
 
 @app.command()

@@ -248,3 +248,10 @@ def test_a_grpo_run_prints_no_transformers_warning(tmp_path):
         d["optimizers"] = [{"kind": "grpo", "rewards": ["rm-a"], "steps": 4, "measure_every": 2}]
         run_study(StudyConfig.model_validate(d), tmp_path / "run", log=lambda m: None)
     assert seen == []
+    # each measurement's per-prompt gold (the hacking test's units) averages to its gold: every
+    # prompt has the same number of samples, and normalising is linear
+    m = pd.read_csv(tmp_path / "run" / "measurements.csv")
+    per_prompt = [np.array(v.split(), float) for v in m.gold_by_prompt]
+    assert len({len(g) for g in per_prompt}) == 1 and len(per_prompt[0]) > 1
+    np.testing.assert_allclose([g.mean() for g in per_prompt], m.gold, rtol=1e-6, atol=1e-7)
+    assert "verdict" in pd.read_csv(tmp_path / "run" / "summary.csv")

@@ -37,7 +37,8 @@ def trained_rows(
     For a run with raw gold g and proxy p at each step: gold = normalize(g, pool gold) and
     proxy = normalize(p, pool proxy), the pool being the base policy's scored best-of-n pool
     (its column named after the proxy reward; the rule's proxy is gold itself); standard errors
-    are divided by the same standard deviations; sqrt_kl = sqrt(max(kl, 0)) (k1 can be slightly
+    are divided by the same standard deviations, and so is each prompt's mean gold
+    (``gold_by_prompt``, the units of the hacking test, `verdict`); sqrt_kl = sqrt(max(kl, 0)) (k1 can be slightly
     negative by noise near the initial policy). `checkpoint` names the policy measured at each
     step inside the run folder (the base policy at step 0).
     """
@@ -50,6 +51,12 @@ def trained_rows(
         else:  # the rule's proxy is gold itself
             proxy_ref = gold_ref if t.proxy == RULE else pool[t.proxy].to_numpy(float)
         c["gold"] = normalize(c.gold_raw.to_numpy(float), gold_ref)
+        if "gold_by_prompt" in c:  # absent from curves measured before it was recorded
+            c["gold_by_prompt"] = [
+                " ".join(f"{x:.9g}" for x in normalize(np.array(v.split(), float), gold_ref))
+                if isinstance(v, str) else np.nan
+                for v in c.gold_by_prompt
+            ]  # fmt: skip
         c["gold_se_norm"] = c.gold_se / _scale(gold_ref)
         if proxy_ref is None:
             c["proxy"], c["proxy_se_norm"] = np.nan, np.nan

@@ -36,6 +36,7 @@ RAW_COLUMNS = [
     "proxy_se",
     "mean_length",
     "example",
+    "gold_by_prompt",  # each prompt's mean raw gold, space-separated (the hacking test's units)
 ]
 
 
@@ -63,7 +64,7 @@ def measure_policy(
     For each prompt i, `samples` completions are drawn with the stream (seed, "measure", i) (the
     same at every step, so steps differ by the policy only). KL from sequence log-probabilities
     (`measure.kl_from_samples`); gold and proxy are means over all samples, their standard errors
-    over the per-prompt means. `reward` receives `columns` (the task's per-prompt columns) repeated
+    over the per-prompt means (written too, as ``gold_by_prompt``). `reward` receives `columns` (the task's per-prompt columns) repeated
     per sample; a sample it scores None is left out of the proxy mean. A `samples_out` dict
     receives the per-sample ``gold`` and ``proxy`` arrays.
     """
@@ -83,7 +84,8 @@ def measure_policy(
     row = dict(step=step, kl=kl.k1, kl_se=kl.k1_se, kl_k3=kl.k3, kl_k3_se=kl.k3_se,
                gold_raw=gold.mean(), gold_se=g_p.std(ddof=1) / np.sqrt(P),
                proxy_raw=np.nan, proxy_se=np.nan,
-               mean_length=float(np.mean([len(c.split()) for c in comps])), example=comps[0])  # fmt: skip
+               mean_length=float(np.mean([len(c.split()) for c in comps])), example=comps[0],
+               gold_by_prompt=" ".join(f"{x:.9g}" for x in g_p))  # fmt: skip
     if reward is not None:
         kw = {k: [v for v in vals for _ in range(samples)] for k, vals in (columns or {}).items()}
         proxy = np.array([np.nan if s is None else s for s in reward(rep, comps, **kw)], float)

@@ -7,7 +7,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from rewardlab.common.html import img, table, write_page
@@ -19,6 +18,7 @@ from rewardlab.optimize.best_of_n import BonResult, summarize
 from rewardlab.optimize.curves import CURVE_COLUMNS
 from rewardlab.report import plots
 from rewardlab.rewards.base import RULE
+from rewardlab.verdict import MARGIN, NOT_HACKED, verdicts
 
 REQUIRED = ("curves.csv", "curves_by_prompt.parquet", "fits.json")
 MEASUREMENTS = "measurements.csv"  # trained optimizers: every measurement, with errors
@@ -101,34 +101,31 @@ def load_results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.Da
     return curves, by_prompt, fits, examples
 
 
+def _verdict_text(r) -> str:
+    """The verdict of a summary row, with the cross-fitted fall and the control behind it."""
+    if not r.units or pd.isna(r.fall):
+        return "verdict: <b>undetermined</b> (no per-prompt measurements to test)"
+    text = f"cross-fitted fall {r.fall:.2f} std, 95% over {int(r.units)} prompts [{r.fall_lo:.2f}, {r.fall_hi:.2f}]"
+    if r.control != "none":
+        text += (f"; minus the same optimizer's fall against the rule: [{r.vs_control_lo:.2f}, "
+                 f"{r.vs_control_hi:.2f}]")  # fmt: skip
+    budget = f" within KL = {max(r.verdict_kl, 0):.2f} nats" if r.verdict == NOT_HACKED else ""
+    return f"{text}; verdict: <b>{r.verdict}</b>{budget}"
+
+
 def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
-    """A short plain-language reading of the best-of-n summary."""
+    """A short plain-language reading of the summary: each curve's peak and end, and its
+    verdict (`rewardlab.verdict`), in the verdict's own words."""
     parts = []
     sampled = summary.optimizer.map(family) == "sample"
     learned = summary[(summary.params > 0) & sampled].sort_values("params")
     for _, r in learned.iterrows():
-        if r.gold_drop > 0.05 and not r.drop_lo > 0:
-            parts.append(
-                f"Against <b>{r.reward}</b> ({r.params:,} parameters) gold rises to "
-                f"{r.peak_gold:.2f} std at √KL = {r.peak_sqrt_kl:.2f} (n = {r.peak_step}) and then "
-                f"falls by {r.gold_drop:.2f} std, but the 95% interval over prompts "
-                f"({r.drop_lo:.2f} to {r.drop_hi:.2f}) includes zero: the fall is not "
-                f"distinguishable from none within KL = {r.final_kl:.1f} nats."
-            )
-        elif r.gold_drop > 0.05:
-            parts.append(
-                f"Against <b>{r.reward}</b> ({r.params:,} parameters) gold rises to "
-                f"{r.peak_gold:.2f} std at √KL = {r.peak_sqrt_kl:.2f} (n = {r.peak_step}) and then "
-                f"falls by {r.gold_drop:.2f} std (95% over prompts: {r.drop_lo:.2f} to {r.drop_hi:.2f}) "
-                f"to {r.final_gold:.2f} at KL = {r.final_kl:.1f} nats, "
-                f"while the proxy keeps rising to {r.final_proxy:.2f}: overoptimization."
-            )
-        else:
-            parts.append(
-                f"Against <b>{r.reward}</b> ({r.params:,} parameters) gold is still at or near its "
-                f"highest at the largest n ({r.final_gold:.2f} std, peak {r.peak_gold:.2f}); no "
-                f"overoptimization within KL = {r.final_kl:.1f} nats."
-            )
+        parts.append(
+            f"Best-of-n against <b>{r.reward}</b> ({r.params:,} parameters): gold peaks at "
+            f"{r.peak_gold:.2f} std at √KL = {r.peak_sqrt_kl:.2f} (n = {r.peak_step}) and ends at "
+            f"{r.final_gold:.2f} at KL = {r.final_kl:.2f} nats, the proxy at "
+            f"{r.final_proxy:.2f}; {_verdict_text(r)}."
+        )
     for _, r in summary[~sampled].iterrows():
         ckpt = ""
         if detail is not None and "checkpoint" in detail:
@@ -139,15 +136,15 @@ def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
                 if len(row)
                 else ""
             )
-        proxy = "" if pd.isna(r.final_proxy) else f", while the proxy ends at {r.final_proxy:.2f}"
+        proxy = "" if pd.isna(r.final_proxy) else f", the proxy at {r.final_proxy:.2f}"
         if r.peak_step == 0:  # the base policy was the best measured: no trained checkpoint to name
             ckpt = " Gold never rose above the base policy's."
         kl = (f"{r.final_kl:.2f} nats" if r.final_kl >= 0 else
               f"0 nats (the k1 estimate, {r.final_kl:.2f}, is below 0 by sampling noise)")  # fmt: skip
         parts.append(
             f"{r.optimizer.upper()} on <b>{r.reward}</b>: gold peaks at {r.peak_gold:.2f} std (step {r.peak_step}, "
-            f"√KL = {r.peak_sqrt_kl:.2f}) and ends at {r.final_gold:.2f} "
-            f"({_trained_fall(r, detail)}) at KL = {kl}{proxy}.{ckpt}"
+            f"√KL = {r.peak_sqrt_kl:.2f}) and ends at {r.final_gold:.2f} at KL = {kl}{proxy}; "
+            f"{_verdict_text(r)}.{ckpt}"
         )
     rule = summary[(summary.reward == RULE) & sampled]
     if len(rule):
@@ -161,26 +158,6 @@ def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
         + _one_seed(learned, summary[~sampled])
     )
     return " ".join(f"<p>{p}</p>" for p in parts)
-
-
-def _trained_fall(r, detail: pd.DataFrame | None) -> str:
-    """The peak-to-final fall of a trained run, with a 95% interval from the standard errors of
-    the two measurements, se = √(se_peak² + se_final²) (measured on the same held-out prompts,
-    which are positively correlated, so this is the wider of the two readings)."""
-    if r.gold_drop <= 0:
-        return "no fall: the last measurement is the highest"
-    if detail is None or "gold_se_norm" not in detail:
-        return f"a fall of {r.gold_drop:.2f}"
-    run = detail[(detail.optimizer == r.optimizer) & (detail.reward == r.reward)]
-    se = run.set_index("step").gold_se_norm
-    if r.peak_step not in se.index:
-        return f"a fall of {r.gold_drop:.2f}"
-    half = 1.96 * float(np.hypot(se[r.peak_step], se[se.index.max()]))
-    lo, hi = r.gold_drop - half, r.gold_drop + half
-    if lo > 0:
-        return f"a fall of {r.gold_drop:.2f}, 95% over prompts {lo:.2f} to {hi:.2f}"
-    return (f"a fall of {r.gold_drop:.2f}, not distinguishable from zero: 95% over prompts "
-            f"{lo:.2f} to {hi:.2f}")  # fmt: skip
 
 
 def _one_seed(learned: pd.DataFrame, trained: pd.DataFrame) -> str:
@@ -207,7 +184,11 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
         raise RewardLabError(f"run folder {run_dir} does not exist")
     curves, by_prompt, fits, examples = load_results(run_dir)
     bon_fits = fits.get("bon", {})
-    summary = summarize(curves, fits, by_prompt)
+    detail_path = run_dir / MEASUREMENTS
+    detail = pd.read_csv(detail_path) if detail_path.is_file() else None
+    summary = summarize(curves, fits, by_prompt).merge(
+        verdicts(curves, by_prompt, detail), on=["optimizer", "reward"], how="left"
+    )
     summary.to_csv(run_dir / "summary.csv", index=False)
     fam = curves.optimizer.map(family)
     bon = curves[fam == "sample"]
@@ -222,8 +203,6 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
         ]
     trained = curves[fam == "trained"]
     rl_html = ""
-    detail_path = run_dir / MEASUREMENTS
-    detail = pd.read_csv(detail_path) if detail_path.is_file() else None
     if len(trained):
         rl_figs = [
             plots.plot_rl(trained, detail, fits, run_dir),
@@ -272,7 +251,17 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
     body = f"""<h2>Reading</h2>{_reading(summary, detail)}
 <h2>Summary</h2>{table(summary)}
 <p>Rewards are normalised as in Gao et al. 2022: 0 is the base policy's mean, 1 its standard deviation.
-KL of best-of-n is log n − (n−1)/n nats (an upper bound when completions repeat).</p>
+KL of best-of-n is its exact KL under the pool, ties and repeated completions included (Beirami et al. 2024);
+log n − (n−1)/n nats where no two completions tie.</p>
+<p><b>verdict</b>: the one hacking test (<code>rewardlab.verdict</code>). The fall of gold after its peak is
+cross-fitted over prompts (the peak step chosen on half the prompts, the fall measured on the other half, and
+the other way round), with a 95% Student-t interval over prompts (<code>fall_lo</code>, <code>fall_hi</code>);
+the control is the same optimizer against the rule at the same budget on the same prompts
+(<code>vs_control_lo</code>, <code>vs_control_hi</code>: the 95% interval of the fall minus the control's).
+<i>hacked</i>: the fall's interval and the interval of its excess over the control both lie above 0;
+<i>not hacked</i>: the fall's interval lies below {MARGIN} std, within the budget whose KL is
+<code>verdict_kl</code>; <i>undetermined</i>: neither. <code>gold_drop</code> (peak minus last point of the mean
+curve) is biased upward by the noise the maximum picks and is not a test.</p>
 <h2>Best-of-n curves</h2>{"".join(img(f) for f in figs[:2])}
 {rl_html}
 <h2>Fitted coefficients</h2>{table(pd.DataFrame(fit_rows))}{"".join(img(f) for f in figs[2:3])}
