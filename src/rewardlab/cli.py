@@ -18,6 +18,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 DEFAULT_CONFIG = "quick"  # the packaged default study (`config.packaged`)
 
 
+StudyArg = Annotated[
+    str, typer.Argument(help="study YAML, or a packaged study's name (quick, tiny, ...)")
+]
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="override a key: --set seed=1 (repeatable)")
+]
+
+
 @app.callback()
 def _root() -> None:
     """rewardlab: learned rewards and how optimising against them goes wrong."""
@@ -25,12 +33,8 @@ def _root() -> None:
 
 @app.command()
 def run(
-    config: Annotated[
-        str, typer.Argument(help="study YAML, or a packaged study's name (quick, tiny, ...)")
-    ] = DEFAULT_CONFIG,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override a key: --set seed=1 (repeatable)")
-    ] = None,
+    config: StudyArg = DEFAULT_CONFIG,
+    set_: SetOption = None,
     task: Annotated[
         str | None, typer.Option(help="task name, .py file or module (same as --set task.name=)")
     ] = None,
@@ -48,7 +52,8 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run a study (resuming any finished stages) and write its run folder."""
+    """Run a study (resuming any finished stages) and write its run folder. Every key --set
+    takes, with its default and meaning: docs/CONFIG.md, or `rewardlab config show STUDY`."""
     from rewardlab.config import load_config
     from rewardlab.study import run_study
 
@@ -314,12 +319,8 @@ app.add_typer(config_app, name="config")
 
 @config_app.command("show")
 def config_show(
-    config: Annotated[
-        str, typer.Argument(help="study YAML, or a packaged study's name (quick, tiny, ...)")
-    ] = DEFAULT_CONFIG,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override a key: --set seed=1 (repeatable)")
-    ] = None,
+    config: StudyArg = DEFAULT_CONFIG,
+    set_: SetOption = None,
 ) -> None:
     """Print a study's resolved config (every default written out) with each key described."""
     from rewardlab.config import load_config
