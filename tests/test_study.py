@@ -193,6 +193,7 @@ def test_the_reading_states_each_verdict_with_its_interval_and_control():
                fall=0.4, fall_lo=0.1, fall_hi=0.7, control="rule", vs_control_lo=0.05,
                vs_control_hi=0.6, verdict="hacked", verdict_kl=5.9)  # fmt: skip
     summary = pd.DataFrame([
+        {**row, "reward": "written", "params": 0},  # a function: read too, without a size
         {**row, "reward": "clear"},
         {**row, "reward": "flat", "fall": 0.0, "fall_lo": -0.1, "fall_hi": 0.1,
          "verdict": "not hacked", "verdict_kl": 2.04},
@@ -200,7 +201,8 @@ def test_the_reading_states_each_verdict_with_its_interval_and_control():
          "units": 0, "fall": np.nan, "verdict": "undetermined", "control": "none"},
     ])  # fmt: skip
     text = _reading(summary)
-    clear, flat, never = text.split("<p>")[1:4]
+    written, clear, flat, never = text.split("<p>")[1:5]
+    assert written.startswith("Best-of-n against <b>written</b>: gold peaks")
     assert ("cross-fitted fall 0.40 std, 95% over 32 prompts [0.10, 0.70]; minus the same "
             "optimizer's fall against the rule: [0.05, 0.60]; verdict: <b>hacked</b>") in clear  # fmt: skip
     assert "verdict: <b>not hacked</b> within KL = 2.04 nats" in flat

@@ -118,10 +118,11 @@ def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
     verdict (`rewardlab.verdict`), in the verdict's own words."""
     parts = []
     sampled = summary.optimizer.map(family) == "sample"
-    learned = summary[(summary.params > 0) & sampled].sort_values("params")
+    learned = summary[(summary.reward != RULE) & sampled].sort_values("params")
     for _, r in learned.iterrows():
+        size = f" ({r.params:,} parameters)" if r.params > 0 else ""
         parts.append(
-            f"Best-of-n against <b>{r.reward}</b> ({r.params:,} parameters): gold peaks at "
+            f"Best-of-n against <b>{r.reward}</b>{size}: gold peaks at "
             f"{r.peak_gold:.2f} std at √KL = {r.peak_sqrt_kl:.2f} (n = {r.peak_step}) and ends at "
             f"{r.final_gold:.2f} at KL = {r.final_kl:.2f} nats, the proxy at "
             f"{r.final_proxy:.2f}; {_verdict_text(r)}."
