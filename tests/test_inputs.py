@@ -139,3 +139,14 @@ def test_sweep_paths_resolve_from_their_own_files(tmp_path, monkeypatch):
     (tmp_path / "sw" / "other.py").unlink()
     with pytest.raises(RewardLabError, match=r"paths-000 .*rewards.0.path: file .*other.py does"):
         expand(load_sweep(tmp_path / "sw" / "sweep.yaml"))
+
+
+def test_a_run_folders_config_is_read_as_the_run_wrote_it(tmp_path):
+    """A run's config.yaml is what the run resolved: its paths are not rebased on the folder
+    (an older run wrote them relative to where it ran, and its stages are keyed on them)."""
+    from rewardlab.config import run_config
+
+    data = {**SMALL, "rewards": [{"name": "mine", "kind": "function", "path": "my_reward.py"}]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
+    assert run_config(tmp_path).rewards[0].path == "my_reward.py"
+    assert load_config(tmp_path / "config.yaml").rewards[0].path == str(tmp_path / "my_reward.py")

@@ -19,8 +19,8 @@ import pandas as pd
 from rewardlab.config import (
     StudyConfig,
     find_study,
-    load_config,
     read_study,
+    run_config,
     set_key,
     validated,
 )
@@ -68,7 +68,7 @@ def load(run_dir: str | Path) -> Study:
     for name in ("config.yaml", "summary.csv"):
         if not (run_dir / name).is_file():
             raise RewardLabError(f"{run_dir} is not a finished run folder (it has no {name})")
-    study = Study(run_dir, load_config(run_dir / "config.yaml"))
+    study = Study(run_dir, run_config(run_dir))
     study.summary = pd.read_csv(run_dir / "summary.csv")
     if (run_dir / "reward_models.csv").is_file():
         study.reward_models = pd.read_csv(run_dir / "reward_models.csv")

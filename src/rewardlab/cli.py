@@ -291,7 +291,7 @@ def eval_rm(
 
     import pandas as pd
 
-    from rewardlab.config import load_config
+    from rewardlab.config import run_config
     from rewardlab.integrations.reward_bench import evaluate, load_sequence_classifier
 
     pairs_file = run_dir / "stages" / "preferences" / "preferences.parquet"
@@ -302,7 +302,7 @@ def eval_rm(
     pairs = pd.read_parquet(pairs_file)
     if split != "all":
         pairs = pairs[pairs.split == split]
-    lo, hi = load_config(run_dir / "config.yaml").task.load().gold_range
+    lo, hi = run_config(run_dir).task.load().gold_range
     model, tok = load_sequence_classifier(model_dir)
     res = {"model": str(model_dir), "run": str(run_dir), "split": split,
            **evaluate(model, tok, pairs, hi - lo, template, batch_size)}  # fmt: skip

@@ -351,6 +351,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return validated(data, source)
 
 
+def run_config(run_dir: str | Path) -> StudyConfig:
+    """A run folder's ``config.yaml``, as the run resolved it: its paths are taken as written
+    (a run writes them absolute), not rebased on the run folder as a study file's would be.
+
+    Raises:
+        RewardLabError: no ``config.yaml``, or one that does not validate.
+    """
+    path = Path(run_dir) / "config.yaml"
+    return validated(read_yaml_mapping(path, "run config"), str(path))
+
+
 def validated(data: dict, source: str) -> StudyConfig:
     """`data` as a `StudyConfig`, or a `RewardLabError` naming `source` and every bad key."""
     try:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.cache import META, Cache, StageResult
-from rewardlab.config import StudyConfig, load_config
+from rewardlab.config import StudyConfig, run_config
 from rewardlab.errors import RewardLabError
 from rewardlab.models import resolve_device
 from rewardlab.rewards import Reward
@@ -90,7 +90,7 @@ def load_run_rewards(
     cfg_file = run_dir / "config.yaml"
     if not cfg_file.is_file():
         raise RewardLabError(f"{run_dir} is not a run folder (it has no config.yaml)")
-    cfg = load_config(cfg_file)
+    cfg = run_config(run_dir)
     from rewardlab.study import build_rewards  # the study imports the optimizers; only here
 
     with tempfile.TemporaryDirectory(prefix="rewardlab-run-cache-") as tmp:
