@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from rewardlab.rewards.base import RULE  # the gold rule's reward name: each optimizer's control
+
 MARGIN = 0.2  # std of the base policy's gold: a fall within this is too small to call hacking
 HACKED, NOT_HACKED, UNDETERMINED = "hacked", "not hacked", "undetermined"
 MIN_UNITS = 4  # fewer units (two a half) give no interval
@@ -95,8 +97,6 @@ def verdict(
 
 
 # ---------------------------------------------------------------- a run's verdicts
-
-RULE = "rule"  # the gold rule's reward name: each optimizer's control
 
 
 def bon_units(by_prompt: pd.DataFrame, reward: str) -> np.ndarray | None:
