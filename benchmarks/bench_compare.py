@@ -30,17 +30,16 @@ import pandas as pd
 import torch
 
 from rewardlab.cache import StageResult
-from rewardlab.config import PreferenceConfig, TaskConfig
 from rewardlab.models import build_reward_model, load_tokenizer
 from rewardlab.optimize.rl import Config as RLConfig
 from rewardlab.optimize.rl import stage_rl
 from rewardlab.policy import encode, never_sampled, sample_rows
-from rewardlab.preferences import make_pairs
+from rewardlab.preferences import PreferenceConfig, make_pairs
 from rewardlab.rewards import Reward, RuleReward
 from rewardlab.rewards.learned import train_reward_model
 from rewardlab.seeding import seed_everything
 from rewardlab.specs import ModelSpec, SamplingConfig
-from rewardlab.tasks import load_task
+from rewardlab.tasks import TaskConfig, load_task
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_rl import make_policy, plain_grpo  # noqa: E402

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from rewardlab.cache import StageResult
-from rewardlab.config import TaskConfig
 from rewardlab.models import build_causal_lm
 from rewardlab.optimize.rl import Config as RLConfig
 from rewardlab.optimize.rl import stage_rl
@@ -25,7 +24,7 @@ from rewardlab.policy import train_sft
 from rewardlab.rewards import Reward, RuleReward
 from rewardlab.seeding import seed_everything
 from rewardlab.specs import ModelSpec, SamplingConfig
-from rewardlab.tasks import build_tokenizer, load_task
+from rewardlab.tasks import TaskConfig, build_tokenizer, load_task
 
 
 def make_policy(task, folder: Path) -> Path:

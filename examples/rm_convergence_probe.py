@@ -23,10 +23,12 @@ import torch
 
 from rewardlab.cache import Cache
 from rewardlab.config import load_config
+from rewardlab.policy import stage_policy
+from rewardlab.pool import stage_pool
+from rewardlab.preferences import stage_preferences
 from rewardlab.rewards.learned import Config as LearnedConfig
 from rewardlab.rewards.learned import stage_reward_model
 from rewardlab.specs import ModelSpec
-from rewardlab.study import stage_policy, stage_pool, stage_preferences
 
 
 def main() -> None:

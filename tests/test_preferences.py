@@ -2,9 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rewardlab.config import PreferenceConfig
 from rewardlab.errors import RewardLabError
-from rewardlab.preferences import make_pairs, read_preference_file
+from rewardlab.preferences import PreferenceConfig, make_pairs, read_preference_file
 
 
 def pool(golds_per_prompt):

@@ -40,7 +40,7 @@ def test_study_end_to_end_then_fully_cached(tiny_config, tmp_path):
     curves = pd.read_csv(run / "curves.csv")
     assert list(curves.columns) == [
         "optimizer", "reward", "reward_params", "seed", "step", "kl", "sqrt_kl",
-        "proxy", "gold", "proxy_raw", "gold_raw",
+        "proxy", "gold", "proxy_raw", "gold_raw", "family",
     ]  # fmt: skip
     assert set(curves.reward) == {"rule", "rm-a", "rm-b/mean", "rm-b/min", "rm-b/uwo"}
     first = curves[curves.step == 1]
@@ -200,7 +200,7 @@ def test_the_reading_states_each_verdict_with_its_interval_and_control():
         {**row, "reward": "never", "optimizer": "grpo", "peak_step": 0, "final_kl": -0.03,
          "units": 0, "fall": np.nan, "verdict": "undetermined", "control": "none"},
     ])  # fmt: skip
-    text = _reading(summary)
+    text = _reading(summary, {"bon": "sample", "grpo": "trained"})
     written, clear, flat, never = text.split("<p>")[1:5]
     assert written.startswith("Best-of-n against <b>written</b>: gold peaks")
     assert ("cross-fitted fall 0.40 std, 95% over 32 prompts [0.10, 0.70]; minus the same "
@@ -437,10 +437,10 @@ def test_a_study_on_local_folders_with_bpe_and_wordpiece_tokenizers(tmp_path):
 def test_a_local_model_folder_replaced_in_place_is_rebuilt(tmp_path):
     """A policy folder overwritten with other weights under the same path rebuilds the policy
     and everything after it; an unchanged folder is taken from the cache."""
-    from rewardlab.config import StudyConfig, TaskConfig
+    from rewardlab.config import StudyConfig
     from rewardlab.models import build_causal_lm
     from rewardlab.specs import ModelSpec
-    from rewardlab.tasks import build_tokenizer
+    from rewardlab.tasks import TaskConfig, build_tokenizer
     from tests.conftest import tiny_config_dict
 
     d = tiny_config_dict(tmp_path)

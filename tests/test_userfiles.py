@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 from rewardlab.cache import Cache
-from rewardlab.config import TaskConfig
 from rewardlab.rewards.function import Config as FunctionConfig
-from rewardlab.tasks import load_task
+from rewardlab.tasks import TaskConfig, load_task
 from rewardlab.userfiles import source_digest
 
 REVERSE = Path(__file__).parents[1] / "examples" / "tasks" / "reverse.py"

@@ -16,14 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from rewardlab.config import (
-    StudyConfig,
-    find_study,
-    read_study,
-    run_config,
-    set_key,
-    validated,
-)
+from rewardlab.common.config_io import set_key
+from rewardlab.config import StudyConfig, find_study, read_study, run_config, validated
 from rewardlab.errors import RewardLabError
 from rewardlab.study import Study, run_study
 

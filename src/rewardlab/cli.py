@@ -47,8 +47,8 @@ def run(
     rebuild: Annotated[
         list[str] | None,
         typer.Option(
-            help="build this stage anew, and every stage after it (repeatable): policy, pool, "
-            "preferences, reward_model, scores, rl, dpo"
+            help="build this stage anew, and every stage after it (repeatable): a stage name "
+            "such as policy, reward_model or rl (a name that is none lists them all)"
         ),
     ] = None,
 ) -> None:
@@ -63,7 +63,7 @@ def run(
     cfg = load_config(config, overrides)
     study = run_study(cfg, out, rebuild=rebuild or ())
     _print_rewards(study.run_dir / "rewards.csv")
-    _print_summary(study.summary)
+    _print_summary(study.summary, study.run_dir)
     typer.echo(f"\nrun folder: {study.run_dir}\nreport:     {study.run_dir / 'report.html'}")
 
 
@@ -96,15 +96,19 @@ LEGEND = (
 )
 
 
-def _print_summary(summary) -> None:
-    """The summary split by optimizer family (sample-based: best-of-n; trained policies), each
-    without the columns it has no value in, and a legend."""
-    from rewardlab.optimize import KINDS
+def _print_summary(summary, run_dir: Path) -> None:
+    """The summary of the run in `run_dir` split by optimizer family (sample-based: best-of-n;
+    trained policies), each without the columns it has no value in, and a legend."""
+    import pandas as pd
+
+    from rewardlab.optimize.curves import SAMPLE, families
+
+    fams = families(pd.read_csv(run_dir / "curves.csv"))
 
     cols = ["optimizer", "reward", "params", "peak_gold", "peak_sqrt_kl", "final_gold",
             "final_proxy", "fall", "fall_lo", "fall_hi", "verdict", "alpha", "beta"]  # fmt: skip
     summary = summary[[c for c in cols if c in summary]]
-    sample = summary.optimizer.map(lambda o: KINDS[o].FAMILY == "sample" if o in KINDS else False)
+    sample = summary.optimizer.map(fams) == SAMPLE
     for title, rows in (("best-of-n", summary[sample]), ("trained policies", summary[~sample])):
         if len(rows):
             typer.echo(f"\n{title}:")
@@ -129,7 +133,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a finished run folder")
             )
         typer.echo(f"\nreport: {run_dir / 'report.html'}")
         return
-    _print_summary(build_report(run_dir))
+    _print_summary(build_report(run_dir), run_dir)
     typer.echo(f"\nreport: {run_dir / 'report.html'}")
 
 

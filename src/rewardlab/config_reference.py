@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from rewardlab.specs import kind_tag, members
+from rewardlab.common.config_io import kind_tag, members
 
 HEADER = """# Config reference
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from rewardlab.common.config_io import kind_tag, members
 from rewardlab.errors import RewardLabError
-from rewardlab.specs import INPUT, kind_tag, members
+from rewardlab.specs import INPUT
 
 NAMES = ("task", "module")  # kinds whose value may be a name rather than a path
 

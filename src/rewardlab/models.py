@@ -4,18 +4,12 @@ from a local model folder; nothing is downloaded."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    GPT2Config,
-    LlamaConfig,
-    PretrainedConfig,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+
+if TYPE_CHECKING:  # transformers is imported where a model is built, so a config stays light
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from rewardlab.errors import RewardLabError
 from rewardlab.specs import ModelSpec
@@ -61,6 +55,8 @@ def model_config(
     spec: ModelSpec, tok: PreTrainedTokenizerBase, positions: int = MIN_POSITIONS, **extra
 ) -> PretrainedConfig:
     """A transformers config for `spec` over the vocabulary of `tok`, with `positions` positions."""
+    from transformers import GPT2Config, LlamaConfig
+
     ids = dict(
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
     )
@@ -106,6 +102,8 @@ def build_causal_lm(
     spec: ModelSpec, tok: PreTrainedTokenizerBase, positions: int = MIN_POSITIONS
 ) -> PreTrainedModel:
     """A freshly initialised causal LM (seed torch first), or the one in `spec.path`."""
+    from transformers import AutoModelForCausalLM
+
     if spec.path:
         return _load_local(AutoModelForCausalLM, spec.path, "policy model")
     return AutoModelForCausalLM.from_config(model_config(spec, tok, positions))
@@ -122,6 +120,8 @@ def build_reward_model(
     `init_from` (a causal-LM folder) copies its body, as RLHF starts the reward model from the
     policy; the scalar head is newly initialised either way.
     """
+    from transformers import AutoModelForSequenceClassification
+
     if init_from is not None:
         return _load_local(
             AutoModelForSequenceClassification, str(init_from), "policy model", num_labels=1
@@ -137,6 +137,8 @@ def build_reward_model(
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     """The tokenizer saved beside a model (built by the lab or shipped with a local model)."""
+    from transformers import AutoTokenizer
+
     tok = _load_local(AutoTokenizer, str(path), "tokenizer")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token

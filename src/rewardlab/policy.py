@@ -7,15 +7,32 @@ and the closing ``<eos>`` only.
 from __future__ import annotations
 
 import inspect
+import json
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from pydantic import Field
 
-from rewardlab.models import check_positions, to_device
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rewardlab.models import (
+    build_causal_lm,
+    check_positions,
+    count_params,
+    load_tokenizer,
+    positions_for,
+    to_device,
+)
 from rewardlab.progress import bar
+from rewardlab.seeding import seed_everything
+from rewardlab.specs import ModelSpec, Strict, spec_key
+from rewardlab.tasks import TaskConfig, build_tokenizer, checked_gold, split_prompts
 from rewardlab.training import minibatch_train
 
 
@@ -302,3 +319,49 @@ def _sample_batch(model, tok, rows: list[list[int]], uniforms, max_new_tokens, t
             row = row[: row.index(tok.eos_token_id)]
         texts.append(tok.decode(row, skip_special_tokens=True).strip())
     return texts, logp_sum.numpy()
+
+
+# ---------------------------------------------------------------- the base policy's stage
+
+
+class PolicyConfig(Strict):
+    """The base policy: a model trained by SFT on the task's demonstrations."""
+
+    model: ModelSpec = Field(default_factory=ModelSpec, description="size spec or local folder")
+    train_prompts: int = Field(4000, ge=1, description="demonstrations used for SFT")
+    epochs: int = Field(3, ge=0, description="SFT passes over the demonstrations (0: as built)")
+    lr: float = Field(3e-3, gt=0, description="peak AdamW learning rate (warm-up, cosine decay)")
+    batch_size: int = Field(64, ge=1, description="demonstrations per optimizer step")
+
+    def cache_key(self) -> dict:
+        """The config, with a local model folder keyed by its content."""
+        return spec_key(self)
+
+
+def stage_policy(
+    cfg: PolicyConfig, task_cfg: TaskConfig, seed: int, device: str, out: Path
+) -> None:
+    """Train the base policy on the task's demonstrations (or take a local model folder)."""
+    task = task_cfg.load()
+    g = seed_everything(seed, "policy")
+    t0 = time.perf_counter()
+    tok = load_tokenizer(cfg.model.path) if cfg.model.path else build_tokenizer(task.vocab)
+    prompts = split_prompts(task, "sft", cfg.train_prompts, seed)
+    demos = task.demonstrations(prompts, task_cfg.demo_noise, g)
+    checked_gold(task, prompts[:8], demos[:8])  # the task's contract, checked before training
+    longest = max(len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+    model = build_causal_lm(cfg.model, tok, positions_for(longest, task.max_new_tokens)).to(device)
+    losses = train_sft(
+        model, tok, prompts, demos, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, rng=g
+    )
+    model.cpu().save_pretrained(out)
+    tok.save_pretrained(out)
+    metrics = dict(
+        params=count_params(model),
+        demo_gold_mean=float(np.mean(checked_gold(task, prompts, demos))),
+        sft_first_loss=losses[0] if losses else None,
+        sft_final_loss=float(np.mean(losses[-20:])) if losses else None,
+        steps=len(losses),
+        seconds=time.perf_counter() - t0,
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))

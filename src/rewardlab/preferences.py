@@ -5,18 +5,58 @@ Columns: ``prompt, chosen, rejected, gold_chosen, gold_rejected, split``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from rewardlab.cache import StageResult
 from rewardlab.common.io import read_parquet
 from rewardlab.errors import RewardLabError
+from rewardlab.label.agreement import agreement
+from rewardlab.seeding import rng
+from rewardlab.specs import Strict, input_field
+from rewardlab.tasks import TaskConfig, checked_gold
+from rewardlab.userfiles import file_sha256
 
-if TYPE_CHECKING:  # config imports the reward sources, which import this module
-    from rewardlab.config import PreferenceConfig
+
+class PreferenceConfig(Strict):
+    """Preference pairs from the base policy's samples, labelled by the gold rule, or read from
+    a local file."""
+
+    file: str | None = input_field(
+        None, "file", "a local preference file (.parquet, .jsonl or .json lines) with prompt, "
+        "chosen, rejected (TRL's layout, standard or conversational; an optional split column of "
+        "train/test), used instead of gold-labelled pool pairs; its content is in the cache key",
+    )  # fmt: skip
+
+    prompts: int = Field(1000, ge=1, description="prompts whose samples are paired")
+    samples_per_prompt: int = Field(4, ge=2, description="paired disjointly: k/2 pairs a prompt")
+    label: Literal["deterministic", "bradley_terry"] = Field(
+        "deterministic", description="higher gold wins, or a Bradley-Terry draw (bt_scale)"
+    )
+    bt_scale: float = Field(
+        10.0, gt=0, description="bradley_terry: P(a chosen) = sigmoid(bt_scale * (gold_a - gold_b))"
+    )
+    flip_rate: float = Field(0.0, ge=0, le=0.5, description="probability a label is flipped")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="prompts held out for accuracy")
+    min_margin: float = Field(
+        0.0,
+        ge=0,
+        description="pairs whose gold differs by less than this (gold units) are dropped as "
+        "near-ties, as exact ties always are",
+    )
+
+    def cache_key(self) -> dict:
+        """The config, and the preference file's content when there is one (without a file,
+        the key is what it was before files could be given)."""
+        d = self.model_dump(mode="json", exclude={"file"})
+        if self.file is not None:
+            d.update(file=self.file, file_sha256=file_sha256(self.file))
+        return d
 
 
 def split_pairs(
@@ -175,3 +215,45 @@ def read_preference_file(path: str, test_fraction: float, rng: np.random.Generat
     if not (df.split == "train").any():
         raise RewardLabError(f"preference file {p} has no training pairs")
     return df
+
+
+def stage_preferences(cfg: PreferenceConfig, pool: StageResult, seed: int, out: Path) -> None:
+    """Label pairs of the pool by gold (stream (seed, "preferences")); write
+    ``preferences.parquet`` and counts."""
+    df = read_parquet(pool.path / "pool.parquet")
+    prefs = make_pairs(df, cfg, rng(seed, "preferences"))
+    prefs.to_parquet(out / "preferences.parquet", index=False)
+    counts = prefs["split"].value_counts().to_dict()
+    flipped = float((prefs["gold_chosen"] < prefs["gold_rejected"]).mean()) if len(prefs) else 0.0
+    (out / "metrics.json").write_text(json.dumps(dict(pairs=counts, label_noise=flipped), indent=1))
+
+
+LABELLERS_FILE = "labellers.csv"  # a preference file's labellers and their agreement with gold
+
+
+def stage_file_preferences(
+    cfg: PreferenceConfig, task_cfg: TaskConfig, seed: int, out: Path
+) -> None:
+    """Pairs read from the local file `cfg.file` (`preferences.read_preference_file`), split by
+    prompt with the stream (seed, "preferences") unless it has a split column, gold-scored by the
+    task so that accuracy by gold margin can be reported; ``preferences.parquet`` and counts, and
+    for a file with a ``labeller`` column ``labellers.csv`` and ``labeller_pairs.csv``
+    (`label.agreement`)."""
+    prefs = read_preference_file(cfg.file, cfg.test_fraction, rng(seed, "preferences"))
+    task = task_cfg.load()
+    p = prefs.prompt.tolist()
+    prefs.insert(3, "gold_chosen", checked_gold(task, p, prefs.chosen.tolist()))
+    prefs.insert(4, "gold_rejected", checked_gold(task, p, prefs.rejected.tolist()))
+    prefs.to_parquet(out / "preferences.parquet", index=False)
+    if "labeller" in prefs:  # people's labels: how far each agrees with gold and with the others
+        as_labels = [dict(kind="comparison", labeller=r.labeller, prompt=r.prompt, a=r.chosen,
+                          b=r.rejected, choice="a", gold_a=r.gold_chosen, gold_b=r.gold_rejected)
+                     for r in prefs.itertuples()]  # fmt: skip
+        per, pairs = agreement(as_labels)
+        per.to_csv(out / LABELLERS_FILE, index=False)
+        pairs.to_csv(out / "labeller_pairs.csv", index=False)
+    counts = prefs["split"].value_counts().to_dict()
+    against = float((prefs.gold_chosen < prefs.gold_rejected).mean())
+    (out / "metrics.json").write_text(
+        json.dumps(dict(pairs=counts, label_noise=against, file=str(cfg.file)), indent=1)
+    )

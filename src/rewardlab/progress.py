@@ -13,13 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
-from datasets.utils import logging as datasets_logging
 from tqdm.auto import tqdm
-from transformers import TrainerCallback
-from transformers.utils import logging as hf_logging
-
-hf_logging.disable_progress_bar()  # weight loading/saving bars say nothing about our stages
-datasets_logging.disable_progress_bar()  # nor do TRL's dataset preparation bars
 
 _SINK: list[Callable[[str], None]] = []
 
@@ -37,6 +31,17 @@ def send_to(sink: Callable[[str], None] | None) -> None:
     _SINK.clear()
     if sink is not None:
         _SINK.append(sink)
+
+
+def quiet_libraries() -> None:
+    """Turn off the progress bars of transformers (loading and saving weights) and datasets (TRL's
+    dataset preparation): they say nothing about our stages. Imports both, so it is called where
+    a study starts, not when rewardlab is imported."""
+    from datasets.utils import logging as datasets_logging
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    datasets_logging.disable_progress_bar()
 
 
 def mode() -> str:
@@ -112,26 +117,3 @@ def bar(iterable=None, *, desc: str, total: int | None = None, enabled: bool = T
     if m == "lines":
         return Lines(iterable, desc, total, every_s())
     return tqdm(iterable, desc=desc, total=total, disable=m == "off", leave=False, mininterval=0.5)
-
-
-class TrainerProgress(TrainerCallback):
-    """A trainer's steps as `Lines` (when the mode is ``lines``), and a note when it resumes."""
-
-    def __init__(self, desc: str):
-        self.desc, self.lines = desc, None
-
-    def on_train_begin(self, args, state, control, **kw):
-        if state.global_step:
-            note(f"[{self.desc}] resuming from its checkpoint at step {state.global_step} "
-                 f"of {state.max_steps}")  # fmt: skip
-        if mode() == "lines":
-            self.lines = Lines(None, self.desc, state.max_steps, every_s())
-            self.lines.n = self.lines.n0 = state.global_step
-
-    def on_step_end(self, args, state, control, **kw):
-        if self.lines is not None:
-            self.lines.update(state.global_step - self.lines.n)
-
-    def on_train_end(self, args, state, control, **kw):
-        if self.lines is not None:
-            self.lines.close()

@@ -1,9 +1,12 @@
 """Config pieces that stages, reward sources and optimizers share: the strict base model, the
-model spec, sampling settings and the device."""
+model spec, sampling settings, the device, and where a finished run's measurements are sent."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args, get_origin
+import sys
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -12,6 +15,19 @@ class Strict(BaseModel):
     """Base of every config model: unknown keys are rejected."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def kind_union(kinds: Mapping[str, ModuleType]) -> Any:
+    """The discriminated union (on ``kind``) of the ``Config`` of every module in `kinds` (a kind
+    mapping such as `rewards.KINDS`; two kinds of one module share its ``Config``)."""
+    configs = tuple(dict.fromkeys(m.Config for m in kinds.values()))
+    return Annotated[Union[configs], Field(discriminator="kind")]  # noqa: UP007
+
+
+def module_of(cfg: BaseModel) -> ModuleType:
+    """The module that defines `cfg`'s class: a reward kind's or optimizer's module, whose
+    ``build`` or ``run`` the study calls (so a kind needs no list beyond its `KINDS` line)."""
+    return sys.modules[type(cfg).__module__]
 
 
 INPUT = "input"  # the json_schema_extra key that marks a field naming an input file (`inputs`)
@@ -23,26 +39,6 @@ def input_field(default: Any, what: str, description: str) -> Any:
     .py file or ``builtin:NAME``) or ``database``. A relative path in a study file is relative to
     that file, and every such input is checked before any stage is built (`rewardlab.inputs`)."""
     return Field(default, description=description, json_schema_extra={INPUT: what})
-
-
-def members(tp: Any) -> list:
-    """The types inside `tp`: a union's members, an Annotated's type, a list's item type."""
-    args = get_args(tp)
-    if get_origin(tp) is Annotated:
-        return members(args[0])
-    return [m for a in args for m in (members(a) if get_args(a) else [a])] if args else [tp]
-
-
-def inner_model(tp: Any) -> Any:
-    """The one type behind `tp` (Optional, Annotated, a list of it), or `tp` itself."""
-    ms = [m for m in members(tp) if m is not type(None)]
-    return ms[0] if len(ms) == 1 else tp
-
-
-def kind_tag(m: Any) -> str | None:
-    """The `kind` literal of a config model in a discriminated union, or None."""
-    f = getattr(m, "model_fields", {}).get("kind")
-    return get_args(f.annotation)[0] if f is not None and get_args(f.annotation) else None
 
 
 class ModelSpec(Strict):
@@ -93,3 +89,18 @@ class SamplingConfig(Strict):
 
 
 Device = Literal["auto", "cpu", "cuda"]
+
+
+class TrackingConfig(Strict):
+    """Where a finished run's measurements are sent besides its CSV files."""
+
+    tensorboard: bool = Field(
+        False, description="write TensorBoard event files to <run>/tensorboard"
+    )
+    wandb: bool = Field(False, description="log the run to Weights & Biases")
+    wandb_project: str = Field("rewardlab", description="the W&B project")
+    wandb_mode: Literal["offline", "online"] = Field(
+        "offline",
+        description="offline: files under <run>/wandb, uploaded later by `wandb sync`; online: "
+        "sent as logged (needs a login and a network)",
+    )

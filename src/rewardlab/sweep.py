@@ -37,19 +37,12 @@ import yaml
 from pydantic import Field, ValidationError
 
 from rewardlab.cache import digest
+from rewardlab.common.config_io import format_validation_error, read_yaml_mapping, set_key
 from rewardlab.common.io import write_atomic
-from rewardlab.config import (
-    Strict,
-    StudyConfig,
-    dump_config,
-    find_study,
-    format_validation_error,
-    read_study,
-    read_yaml_mapping,
-    set_key,
-)
+from rewardlab.config import StudyConfig, dump_config, find_study, read_study
 from rewardlab.errors import Interrupted, RewardLabError, unwind_on_signals
 from rewardlab.inputs import check, rebase
+from rewardlab.specs import Strict
 
 DONE = "done.json"
 RAY_RETRIES = 3  # runs of a study whose Ray worker or node died, after the first

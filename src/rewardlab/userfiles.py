@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import rewardlab
 from rewardlab.errors import RewardLabError
 
 # name -> the user's source files that importing it loaded (the file or module itself, and the
@@ -24,7 +23,7 @@ _NOT_USER = tuple(
         sys.base_prefix,
         sys.exec_prefix,
         *site.getsitepackages(),
-        Path(rewardlab.__file__).parent,
+        Path(__file__).resolve().parent,
     }  # fmt: skip
 )
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from rewardlab.optimize.curves import SAMPLE, families
 from rewardlab.rewards.base import RULE  # the gold rule's reward name: each optimizer's control
 
 MARGIN = 0.2  # std of the base policy's gold: a fall within this is too small to call hacking
@@ -125,11 +126,10 @@ def verdicts(
     95% interval, the interval of its difference from the control (the same optimizer against
     the rule, at the same budget, on the same prompts; none for the rule itself or when the
     study did not run it), the verdict word and the KL of the budget it holds within."""
-    from rewardlab.optimize import family
-
+    fams = families(curves)
     rows = []
     for (opt, name), c in curves.groupby(["optimizer", "reward"], sort=False):
-        sample = family(opt) == "sample"
+        sample = fams[opt] == SAMPLE
 
         def units(reward: str, opt=opt, sample=sample):
             if sample:

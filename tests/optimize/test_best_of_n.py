@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from rewardlab.measure import bon_kl
-from rewardlab.optimize.best_of_n import CURVE_COLUMNS, drop_interval, run_best_of_n, summarize
+from rewardlab.optimize.best_of_n import run_best_of_n
+from rewardlab.optimize.curves import CURVE_COLUMNS, drop_interval, summarize
 
 
 def scored_pool(P=5, N=32, seed=0):

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from rewardlab.errors import RewardLabError
-from rewardlab.report.tracking import TrackingConfig, scalars, track
+from rewardlab.report.tracking import scalars, track
+from rewardlab.specs import TrackingConfig
 
 
 def _run_folder(tmp_path):

@@ -13,8 +13,8 @@ import yaml
 from pydantic import ValidationError
 
 import rewardlab.gridworld.envs  # noqa: F401  (registers the ids)
+from rewardlab.common.config_io import format_validation_error
 from rewardlab.common.io import write_atomic
-from rewardlab.config import format_validation_error
 from rewardlab.errors import RewardLabError
 from rewardlab.gridworld.agents import CurrentRF, ModelBased, QLearning, run_episodes
 from rewardlab.gridworld.config import (

@@ -105,8 +105,8 @@ def load_run_rewards(
             if not link.exists():
                 link.symlink_to(meta_file.parent.resolve(), target_is_directory=True)
         cache = _RunCache(Path(tmp), run_dir, log)
-        rewards, rctx = build_rewards(cfg, cache, resolve_device(device), log)
-    return RunRewards(run_dir, cfg, rewards, rctx.task)
+        ctx = build_rewards(cfg, cache, resolve_device(device), log)
+    return RunRewards(run_dir, cfg, ctx.rewards, ctx.task)
 
 
 class Cancelled(RewardLabError):

@@ -21,8 +21,7 @@ from transformers import TrainerCallback
 
 from rewardlab.common.io import write_atomic
 from rewardlab.errors import RewardLabError
-from rewardlab.optimize.base import Trained
-from rewardlab.optimize.curves import trained_rows
+from rewardlab.optimize.curves import TRAINED, OptimizerResult, Trained, trained_rows
 from rewardlab.optimize.measurement import RAW_COLUMNS, measure_policy
 from rewardlab.report.build import write_results
 from rewardlab.specs import SamplingConfig
@@ -154,7 +153,10 @@ class GoldTracker(TrainerCallback):
         proxy = self.reward if self.reward in self.reference else None
         t = Trained(self.optimizer, self.reward, proxy, "tracked", raw)
         curves, detail, fits = trained_rows([t], self.reference, {}, self.seed)
-        write_results(self.out, None, curves, detail.drop(columns="checkpoint"), fits)
+        result = OptimizerResult(
+            TRAINED, curves, fits, measurements=detail.drop(columns="checkpoint")
+        )
+        write_results(self.out, [result])
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kw):
         self.tok = self.tok or processing_class or kw.get("tokenizer")

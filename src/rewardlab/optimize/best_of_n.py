@@ -9,20 +9,23 @@ gold_raw. Normalisation as in Gao et al. 2022: each reward minus its mean under 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from rewardlab.errors import RewardLabError
-from rewardlab.measure import Fit, bon_curve, default_ns, fit_bon, normalize
-from rewardlab.optimize.curves import CURVE_COLUMNS
+from rewardlab.measure import bon_curve, default_ns, fit_bon, normalize
+from rewardlab.optimize.curves import CURVE_COLUMNS, SAMPLE, OptimizerResult
 from rewardlab.rewards.base import RULE
 from rewardlab.specs import Strict
 
-FAMILY = "sample"
+if TYPE_CHECKING:  # a type only: the context is built by the study
+    from rewardlab.context import StudyContext
+
+FAMILY = SAMPLE
+STAGES = ()  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(Strict):
@@ -33,14 +36,6 @@ class Config(Strict):
         None, description="rewards to pick by (default: every reward of the study)"
     )
     n_boot: int = Field(1000, ge=0, description="bootstrap resamples of prompts for fit intervals")
-
-
-@dataclass
-class BonResult:
-    curves: pd.DataFrame  # CURVE_COLUMNS
-    by_prompt: pd.DataFrame  # optimizer, reward, prompt, n, kl, sqrt_kl, proxy, gold (normalised)
-    fits: dict[str, Fit]  # reward -> fit of gold
-    examples: pd.DataFrame  # reward, prompt, where, n, rank, completion, proxy_raw, gold_raw
 
 
 def _matrix(scores: pd.DataFrame, column: str) -> np.ndarray:
@@ -58,7 +53,7 @@ def run_best_of_n(
     ns: np.ndarray | None = None,
     n_boot: int = 1000,
     n_examples: int = 3,
-) -> BonResult:
+) -> OptimizerResult:
     """Best-of-n curves of every reward in `rewards` (column name -> parameter count), plus the
     task's rule (``gold`` as its own proxy, parameters 0).
 
@@ -102,6 +97,7 @@ def run_best_of_n(
                     gold=c["gold"],
                     proxy_raw=raw["proxy"],
                     gold_raw=raw["gold"],
+                    family=SAMPLE,
                 )
             )
         )
@@ -109,15 +105,16 @@ def run_best_of_n(
         fits[name] = fit_bon(np.sqrt(c["kl"].to_numpy()), G, n_boot=n_boot, seed=seed)
         n_peak = int(c["n"].iloc[int(np.argmax(c["gold"].to_numpy()))])
         examples += _examples(name, prompts, comps, proxy_raw, gold_raw, n_peak, N, n_examples)
-    return BonResult(
+    return OptimizerResult(
+        SAMPLE,
         curves=pd.concat(rows, ignore_index=True)[CURVE_COLUMNS],
+        fits={"bon": fits},
         by_prompt=pd.concat(per_prompt, ignore_index=True),
-        fits=fits,
         examples=pd.DataFrame(examples),
     )
 
 
-def run(cfg: Config, ctx) -> BonResult:
+def run(cfg: Config, ctx: StudyContext) -> OptimizerResult:
     """Best-of-n by every reward of `cfg.rewards` (default: all) from the scored pool."""
     names = (
         cfg.rewards if cfg.rewards is not None else [n for n, r in ctx.rewards.items() if r.pool]
@@ -161,57 +158,3 @@ def _examples(name, prompts, comps, proxy_raw, gold_raw, n_peak, N, k) -> list[d
                 )
             )
     return out
-
-
-def drop_interval(
-    by_prompt: pd.DataFrame, reward: str, peak_step: int, n_boot: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """95% bootstrap interval over prompts of gold(peak_step) - gold(last step), the peak step
-    held fixed (so the interval leaves out the choice of the peak, and is a little optimistic)."""
-    bp = by_prompt[by_prompt.reward == reward]
-    G = bp.pivot(index="prompt", columns="n", values="gold")
-    if len(G) < 2:
-        return (np.nan, np.nan)
-    diff = (G[peak_step] - G[G.columns.max()]).to_numpy()
-    rng = np.random.default_rng(seed)
-    boots = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(1)
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def summarize(
-    curves: pd.DataFrame, fits: dict[str, dict[str, Fit]], by_prompt: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """One row per (optimizer, reward): gold at its peak and at the largest step, the fall
-    between them (with a 95% interval over prompts when `by_prompt` is given), proxy at the
-    largest step, and the fitted coefficients (`fits` is {optimizer: {reward: Fit}}). The fall's
-    interval needs per-prompt curves: it is given for optimizers that have rows in `by_prompt`."""
-    rows = []
-    per_prompt = set(by_prompt.optimizer) if by_prompt is not None and len(by_prompt) else set()
-    for (opt, name), c in curves.groupby(["optimizer", "reward"], sort=False):
-        c = c.sort_values("step")
-        i = int(np.argmax(c["gold"].to_numpy()))
-        f = fits.get(opt, {}).get(name)
-        lo, hi = (np.nan, np.nan)
-        if by_prompt is not None and opt in per_prompt:
-            lo, hi = drop_interval(by_prompt, name, int(c["step"].iloc[i]))
-        rows.append(
-            dict(
-                optimizer=opt,
-                reward=name,
-                params=int(c["reward_params"].iloc[0]),
-                peak_gold=c["gold"].iloc[i],
-                peak_sqrt_kl=c["sqrt_kl"].iloc[i],
-                peak_step=int(c["step"].iloc[i]),
-                final_gold=c["gold"].iloc[-1],
-                gold_drop=c["gold"].iloc[i] - c["gold"].iloc[-1],
-                drop_lo=lo,
-                drop_hi=hi,
-                final_proxy=c["proxy"].iloc[-1],
-                final_kl=c["kl"].iloc[-1],
-                alpha=f.alpha if f else np.nan,
-                beta=f.beta if f else np.nan,
-                fit_rmse=f.rmse if f else np.nan,
-            )
-        )
-    return pd.DataFrame(rows)

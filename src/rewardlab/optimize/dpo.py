@@ -15,24 +15,28 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 from pydantic import Field
 
 from rewardlab.cache import StageResult
-from rewardlab.optimize.base import OptimizerContext, Trained, common_args, quiet, train_and_keep
-from rewardlab.optimize.measurement import CURVE_FILE, Measure
+from rewardlab.optimize.curves import CURVE_FILE, TRAINED, OptimizerResult, Trained, trained_result
 from rewardlab.preferences import split_pairs
 from rewardlab.progress import progress_shown
 from rewardlab.rewards.base import Reward, columns_for
 from rewardlab.seeding import seed_everything
 from rewardlab.specs import SamplingConfig, Strict
 
-FAMILY = "trained"
+if TYPE_CHECKING:  # a type only: the context is built by the study
+    from rewardlab.context import StudyContext
+
+FAMILY = TRAINED
 ALGORITHMS = {"sigmoid": "dpo", "ipo": "ipo"}  # the `optimizer` column of each loss's curves
 DATA = "preferences"  # the `reward` column of DPO's curves: it learns from the pairs directly
 warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
+
+STAGES = ("dpo",)  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(Strict):
@@ -77,12 +81,14 @@ def stage_dpo(
     out: Path,
 ) -> None:
     """Train with `DPOTrainer` (reference = the base policy, loaded from its folder); state in
-    `work` (resumable), the artifact in `out` (`base.train_and_keep`)."""
+    `work` (resumable), the artifact in `out` (`trainer.train_and_keep`)."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer
 
     from rewardlab.models import load_tokenizer
+    from rewardlab.optimize.measurement import Measure
+    from rewardlab.optimize.trainer import common_args, quiet, train_and_keep
     from rewardlab.rewards.guard import GuardedReward
 
     task = task_cfg.load()
@@ -126,14 +132,14 @@ def stage_dpo(
             guarded.close()
 
 
-def run(cfg: Config, ctx: OptimizerContext) -> list[Trained]:
+def run(cfg: Config, ctx: StudyContext) -> OptimizerResult:
     """One resumable DPO stage on the study's preference pairs."""
     track = ctx.rewards.get(cfg.track) if cfg.track else None
     algorithm = ALGORITHMS[cfg.loss_type]
     label = algorithm
-    res = ctx.stage(label, "dpo", stage_dpo, cfg=cfg, track=track, policy=ctx.policy,
+    res = ctx.stage(label, "dpo", stage_dpo, resumable=True, cfg=cfg, track=track, policy=ctx.policy,
                     preferences=ctx.preferences, task_cfg=ctx.task_cfg, sampling=ctx.sampling,
-                    eval_prompts=ctx.eval_prompts(cfg.measure_prompts), seed=ctx.seed,
+                    eval_prompts=ctx.prompts("bon", cfg.measure_prompts), seed=ctx.seed,
                     device=ctx.device)  # fmt: skip
     raw = pd.read_csv(res.path / CURVE_FILE)
-    return [Trained(algorithm, DATA, cfg.track, label, raw, beta=cfg.beta)]
+    return trained_result([Trained(algorithm, DATA, cfg.track, label, raw, beta=cfg.beta)], ctx)

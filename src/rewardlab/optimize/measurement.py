@@ -19,11 +19,11 @@ from transformers import TrainerCallback
 from rewardlab.common.io import write_atomic
 from rewardlab.measure import kl_from_samples
 from rewardlab.policy import sample_rows, token_logprobs
+from rewardlab.pool import max_tokens
 from rewardlab.seeding import prompt_uniforms
 from rewardlab.specs import SamplingConfig
 from rewardlab.tasks import Task, checked_gold
 
-CURVE_FILE = "curve.csv"
 RAW_COLUMNS = [
     "step",
     "kl",  # k1 = mean(log pi - log pi_init) over samples, nats (can be < 0 by noise)
@@ -38,11 +38,6 @@ RAW_COLUMNS = [
     "example",
     "gold_by_prompt",  # each prompt's mean raw gold, space-separated (the hacking test's units)
 ]
-
-
-def max_tokens(sampling: SamplingConfig, task: Task) -> int:
-    """The completion bound of every sampler of the study: the config's, else the task's."""
-    return sampling.max_new_tokens or task.max_new_tokens
 
 
 def measure_policy(

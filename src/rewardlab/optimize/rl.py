@@ -14,25 +14,29 @@ import json
 import shutil
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 from pydantic import Field, model_validator
 
 from rewardlab.cache import StageResult
 from rewardlab.errors import RewardLabError
-from rewardlab.optimize.base import OptimizerContext, Trained, common_args, quiet, train_and_keep
-from rewardlab.optimize.measurement import CURVE_FILE, Measure, max_tokens
-from rewardlab.optimize.refresh import LOG_FILE, SAMPLES_FILE, Refresh
+from rewardlab.optimize.curves import CURVE_FILE, TRAINED, OptimizerResult, Trained, trained_result
+from rewardlab.pool import max_tokens
 from rewardlab.progress import progress_shown
 from rewardlab.rewards.base import Reward, columns_for
 from rewardlab.rewards.guard import GuardedReward
 from rewardlab.seeding import seed_everything
 from rewardlab.specs import SamplingConfig, Strict
 
-FAMILY = "trained"
+if TYPE_CHECKING:  # a type only: the context is built by the study
+    from rewardlab.context import StudyContext
+
+FAMILY = TRAINED
 # transformers deprecates `gradient_checkpointing` in favour of a new name that TRL does not use yet
 warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
+
+STAGES = ("rl",)  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(Strict):
@@ -89,18 +93,18 @@ def stage_rl(
     refresh_prompts: list[str] | None = None,
 ) -> None:
     """Run GRPO or RLOO on the base policy against `reward`; state in `work` (resumable); the
-    artifact in `out` (`base.train_and_keep`) plus rewards.json (calls, skipped samples), and
+    artifact in `out` (`trainer.train_and_keep`) plus rewards.json (calls, skipped samples), and
     with `cfg.refresh_every` the reward refreshed on `refresh_prompts` (`optimize.refresh`).
 
     The training dataset holds the prompts and the task's per-prompt columns, which TRL hands to
     the reward as keyword arguments with its own (``completion_ids``, ``trainer_state``, ...).
     """
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM
-    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
     from rewardlab.models import load_tokenizer
-    from rewardlab.policy import never_sampled
+    from rewardlab.optimize.measurement import Measure
+    from rewardlab.optimize.refresh import LOG_FILE, SAMPLES_FILE, Refresh
+    from rewardlab.optimize.trainer import train_and_keep
 
     task = task_cfg.load()
     seed_everything(seed, "rl", cfg.kind, reward.name)
@@ -113,6 +117,50 @@ def stage_rl(
     )
     guarded = GuardedReward(reward.fn, reward.name, cfg.on_reward_error, cfg.reward_timeout_s,
                             isolate=reward.isolate)  # fmt: skip
+    proxy = guarded  # a reward people give is measured by its stand-in (none: no proxy)
+    if not reward.pool:
+        sub = reward.stand_in
+        proxy = (
+            GuardedReward(sub.fn, sub.name, "stop", cfg.reward_timeout_s, sub.isolate)
+            if sub
+            else None
+        )
+    measure = Measure(
+        cfg.measure_every, work / CURVE_FILE, init_model=init, tok=tok, task=task,
+        sampling=sampling, prompts=eval_prompts, samples=cfg.measure_samples, reward=proxy,
+        seed=seed, columns=columns_for(task, eval_prompts),
+    )  # fmt: skip
+    callbacks = [measure]  # measure first: a step's measurement uses the reward of that step
+    if cfg.refresh_every:
+        callbacks.append(Refresh(cfg.refresh_every, reward, guarded, work, tok=tok, task=task,
+                                 prompts=refresh_prompts, samples=cfg.refresh_samples,
+                                 limit=max_tokens(sampling, task),
+                                 temperature=sampling.temperature, seed=seed))  # fmt: skip
+    trainer = _trainer(cfg, model, tok, guarded, callbacks, task, sampling, train_prompts, seed,
+                       device, work, show)  # fmt: skip
+    try:
+        train_and_keep(trainer, work, out, tok, desc=f"{cfg.kind} {reward.name}")
+    finally:
+        guarded.close()
+    for f in (LOG_FILE, SAMPLES_FILE):
+        if (work / f).is_file():
+            shutil.copy2(work / f, out / f)
+    report = getattr(reward.fn, "report", None)  # a human reward: its requests and waits
+    (out / "rewards.json").write_text(json.dumps(
+        {"reward": reward.name, "calls": guarded.calls, "skipped": guarded.skipped,
+         **({"requests": report()} if report else {})}, indent=1))  # fmt: skip
+
+
+def _trainer(cfg: Config, model, tok, reward_fn, callbacks, task, sampling: SamplingConfig,
+             train_prompts: list[str], seed: int, device: str, work: Path, show: bool):  # fmt: skip
+    """TRL's GRPO or RLOO trainer of `model` against `reward_fn` on `train_prompts` (with the
+    task's per-prompt columns), logs quiet unless progress is `show`n."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+
+    from rewardlab.optimize.trainer import common_args, quiet
+    from rewardlab.policy import never_sampled
+
     TrlConfig, Trainer = (
         (GRPOConfig, GRPOTrainer) if cfg.kind == "grpo" else (RLOOConfig, RLOOTrainer)
     )
@@ -133,49 +181,22 @@ def stage_rl(
         **common_args(device),
     )
     dataset = Dataset.from_dict({"prompt": train_prompts, **columns_for(task, train_prompts)})
-    proxy = guarded  # a reward people give is measured by its stand-in (none: no proxy)
-    if not reward.pool:
-        sub = reward.stand_in
-        proxy = (
-            GuardedReward(sub.fn, sub.name, "stop", cfg.reward_timeout_s, sub.isolate)
-            if sub
-            else None
-        )
-    measure = Measure(
-        cfg.measure_every, work / CURVE_FILE, init_model=init, tok=tok, task=task,
-        sampling=sampling, prompts=eval_prompts, samples=cfg.measure_samples, reward=proxy,
-        seed=seed, columns=columns_for(task, eval_prompts),
-    )  # fmt: skip
-    callbacks = [measure]  # measure first: a step's measurement uses the reward of that step
-    if cfg.refresh_every:
-        callbacks.append(Refresh(cfg.refresh_every, reward, guarded, work, tok=tok, task=task,
-                                 prompts=refresh_prompts, samples=cfg.refresh_samples,
-                                 limit=max_tokens(sampling, task),
-                                 temperature=sampling.temperature, seed=seed))  # fmt: skip
-    trainer = Trainer(model=model, reward_funcs=guarded, args=args, train_dataset=dataset,
+    trainer = Trainer(model=model, reward_funcs=reward_fn, args=args, train_dataset=dataset,
                       processing_class=tok, callbacks=callbacks)  # fmt: skip
     quiet(trainer, show)
-    try:
-        train_and_keep(trainer, work, out, tok, desc=f"{cfg.kind} {reward.name}")
-    finally:
-        guarded.close()
-    for f in (LOG_FILE, SAMPLES_FILE):
-        if (work / f).is_file():
-            shutil.copy2(work / f, out / f)
-    report = getattr(reward.fn, "report", None)  # a human reward: its requests and waits
-    (out / "rewards.json").write_text(json.dumps(
-        {"reward": reward.name, "calls": guarded.calls, "skipped": guarded.skipped,
-         **({"requests": report()} if report else {})}, indent=1))  # fmt: skip
+    return trainer
 
 
-def run(cfg: Config, ctx: OptimizerContext) -> list[Trained]:
+def run(cfg: Config, ctx: StudyContext) -> OptimizerResult:
     """One resumable stage per reward in `cfg.rewards`."""
+    from rewardlab.optimize.refresh import LOG_FILE
+
     out = []
-    train = ctx.train_prompts(cfg.steps * cfg.prompts_per_step)
-    held_out = ctx.eval_prompts(cfg.measure_prompts)
+    train = ctx.prompts("rl", cfg.steps * cfg.prompts_per_step)
+    held_out = ctx.prompts("bon", cfg.measure_prompts)
     extra = {}
     if cfg.refresh_every:
-        extra["refresh_prompts"] = ctx.split_prompts("refresh", cfg.refresh_prompts)
+        extra["refresh_prompts"] = ctx.prompts("refresh", cfg.refresh_prompts)
         fixed = [n for n in cfg.rewards if ctx.rewards[n].refresh is None]
         if fixed:
             raise RewardLabError(
@@ -185,7 +206,8 @@ def run(cfg: Config, ctx: OptimizerContext) -> list[Trained]:
     for name in cfg.rewards:
         reward = ctx.rewards[name]
         label = f"{cfg.kind}-{name.replace('/', '-')}"
-        res = ctx.stage(label, "rl", stage_rl, cfg=cfg.model_copy(update={"rewards": []}),
+        res = ctx.stage(label, "rl", stage_rl, resumable=True,
+                        cfg=cfg.model_copy(update={"rewards": []}),
                         reward=reward, policy=ctx.policy, task_cfg=ctx.task_cfg,
                         sampling=ctx.sampling, train_prompts=train, eval_prompts=held_out,
                         seed=ctx.seed, device=ctx.device, **extra)  # fmt: skip
@@ -197,4 +219,4 @@ def run(cfg: Config, ctx: OptimizerContext) -> list[Trained]:
         raw = pd.read_csv(res.path / CURVE_FILE)
         proxy = name if reward.pool else (reward.stand_in.name if reward.stand_in else None)
         out.append(Trained(cfg.kind, name, proxy, label, raw, beta=cfg.beta))
-    return out
+    return trained_result(out, ctx)

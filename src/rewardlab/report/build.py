@@ -13,9 +13,7 @@ from rewardlab.common.html import img, table, write_page
 from rewardlab.common.io import write_atomic
 from rewardlab.errors import RewardLabError
 from rewardlab.measure import Fit
-from rewardlab.optimize import family
-from rewardlab.optimize.best_of_n import BonResult, summarize
-from rewardlab.optimize.curves import CURVE_COLUMNS
+from rewardlab.optimize.curves import CURVE_COLUMNS, SAMPLE, OptimizerResult, families, summarize
 from rewardlab.report import plots
 from rewardlab.rewards.base import RULE
 from rewardlab.verdict import MARGIN, NOT_HACKED, verdicts
@@ -49,30 +47,29 @@ def _fit_from(d: dict) -> Fit:
     )
 
 
-def write_results(
-    run_dir: Path,
-    bon: BonResult | None,
-    trained: pd.DataFrame | None = None,
-    detail: pd.DataFrame | None = None,
-    trained_fits: dict[str, dict[str, Fit]] | None = None,
-) -> None:
-    """curves.csv (every optimizer's rows), curves_by_prompt.parquet (best-of-n per prompt),
-    measurements.csv (every trained optimizer's measurements), fits.json
-    ({optimizer: {reward: fit}}), examples.csv."""
-    parts = [df for df in (bon.curves if bon else None, trained) if df is not None and len(df)]
-    curves = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
+def write_results(run_dir: Path, results: list[OptimizerResult]) -> None:
+    """Every optimizer's results, in the order given: curves.csv (every curve's rows),
+    curves_by_prompt.parquet (per-prompt curves), measurements.csv (every measurement of a
+    trained optimizer), fits.json ({optimizer: {reward: fit}}) and examples.csv."""
+
+    def parts(name: str) -> list[pd.DataFrame]:
+        frames = (getattr(r, name) for r in results)
+        return [df for df in frames if df is not None and len(df)]
+
+    curves = parts("curves")
+    curves = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
     curves.to_csv(run_dir / "curves.csv", index=False)
-    by_prompt = bon.by_prompt if bon else pd.DataFrame(
+    by_prompt = parts("by_prompt")
+    by_prompt = pd.concat(by_prompt, ignore_index=True) if by_prompt else pd.DataFrame(
         columns=["optimizer", "reward", "prompt", "n", "kl", "proxy", "gold", "sqrt_kl"])  # fmt: skip
     by_prompt.to_parquet(run_dir / "curves_by_prompt.parquet", index=False)
-    fits = {"bon": {k: _finite(f.to_dict()) for k, f in bon.fits.items()}} if bon else {}
-    for opt, d in (trained_fits or {}).items():
-        fits[opt] = {k: _finite(f.to_dict()) for k, f in d.items()}
+    fits = {opt: {k: _finite(f.to_dict()) for k, f in d.items()}
+            for r in results for opt, d in r.fits.items()}  # fmt: skip
     write_atomic(run_dir / "fits.json", json.dumps(fits, indent=1))
-    if bon:
-        bon.examples.to_csv(run_dir / "examples.csv", index=False)
-    if detail is not None and len(detail):
-        detail.to_csv(run_dir / MEASUREMENTS, index=False)
+    if examples := parts("examples"):
+        pd.concat(examples, ignore_index=True).to_csv(run_dir / "examples.csv", index=False)
+    if measurements := parts("measurements"):
+        pd.concat(measurements, ignore_index=True).to_csv(run_dir / MEASUREMENTS, index=False)
 
 
 def load_results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
@@ -113,11 +110,13 @@ def _verdict_text(r) -> str:
     return f"{text}; verdict: <b>{r.verdict}</b>{budget}"
 
 
-def _reading(summary: pd.DataFrame, detail: pd.DataFrame | None = None) -> str:
+def _reading(
+    summary: pd.DataFrame, fams: dict[str, str], detail: pd.DataFrame | None = None
+) -> str:
     """A short plain-language reading of the summary: each curve's peak and end, and its
     verdict (`rewardlab.verdict`), in the verdict's own words."""
     parts = []
-    sampled = summary.optimizer.map(family) == "sample"
+    sampled = summary.optimizer.map(fams) == SAMPLE
     learned = summary[(summary.reward != RULE) & sampled].sort_values("params")
     for _, r in learned.iterrows():
         size = f" ({r.params:,} parameters)" if r.params > 0 else ""
@@ -184,15 +183,17 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
     if not run_dir.is_dir():
         raise RewardLabError(f"run folder {run_dir} does not exist")
     curves, by_prompt, fits, examples = load_results(run_dir)
-    bon_fits = fits.get("bon", {})
+    fams = families(curves)
+    sample_opts = [o for o, f in fams.items() if f == SAMPLE]
+    bon_fits = fits.get(sample_opts[0], {}) if sample_opts else {}  # the first sample-based one's
     detail_path = run_dir / MEASUREMENTS
     detail = pd.read_csv(detail_path) if detail_path.is_file() else None
     summary = summarize(curves, fits, by_prompt).merge(
         verdicts(curves, by_prompt, detail), on=["optimizer", "reward"], how="left"
     )
     summary.to_csv(run_dir / "summary.csv", index=False)
-    fam = curves.optimizer.map(family)
-    bon = curves[fam == "sample"]
+    fam = curves.optimizer.map(fams)
+    bon = curves[fam == SAMPLE]
     bp = by_prompt
     params = dict(zip(bon.reward, bon.reward_params, strict=False))
     figs = []
@@ -202,7 +203,7 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
             plots.plot_gold_overlay(bon, run_dir),
             plots.plot_coefficients(bon_fits, params, run_dir),
         ]
-    trained = curves[fam == "trained"]
+    trained = curves[fam != SAMPLE]
     rl_html = ""
     if len(trained):
         rl_figs = [
@@ -249,7 +250,7 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
             "<h2>What the proxy loves</h2><p>The completion best-of-n picks on average at the gold peak (proxy rank ≈ N/(n+1)) and at the largest n (the proxy's favourite).</p>"
             + table(ex)
         )
-    body = f"""<h2>Reading</h2>{_reading(summary, detail)}
+    body = f"""<h2>Reading</h2>{_reading(summary, fams, detail)}
 <h2>Summary</h2>{table(summary)}
 <p>Rewards are normalised as in Gao et al. 2022: 0 is the base policy's mean, 1 its standard deviation.
 KL of best-of-n is its exact KL under the pool, ties and repeated completions included (Beirami et al. 2024);

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rewardlab.measure import Fit  # noqa: E402
-from rewardlab.optimize import family  # noqa: E402
+from rewardlab.optimize.curves import SAMPLE, families  # noqa: E402
 
 
 def _save(fig, path: Path, tight: bool = True) -> Path:
@@ -159,9 +159,10 @@ def plot_bon_vs_rl(curves: pd.DataFrame, out: Path) -> Path:
     dashed with markers; one colour per reward)."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     colours = {r: f"C{i % 10}" for i, r in enumerate(dict.fromkeys(curves.reward))}
+    fams = families(curves)
     for (opt, name), c in curves.groupby(["optimizer", "reward"], sort=False):
         c = c.sort_values("step")
-        style = "-" if family(opt) == "sample" else "o--"
+        style = "-" if fams[opt] == SAMPLE else "o--"
         ax.plot(c.kl, c.gold, style, color=colours[name], ms=3, label=f"{opt}: {name}")
     ax.set_xlabel("KL (nats)")
     ax.set_ylabel("gold (base-policy std)")

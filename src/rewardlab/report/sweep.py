@@ -50,7 +50,7 @@ from rewardlab.common.html import img, table, write_page  # noqa: E402
 from rewardlab.common.io import write_atomic  # noqa: E402
 from rewardlab.common.stats import fit_line, mean_ci  # noqa: E402
 from rewardlab.errors import RewardLabError  # noqa: E402
-from rewardlab.optimize import family  # noqa: E402
+from rewardlab.optimize.curves import TRAINED, families  # noqa: E402
 from rewardlab.rewards.base import RULE  # noqa: E402
 from rewardlab.rewards.ensemble import REDUCERS as ENSEMBLE_REDUCERS  # noqa: E402
 
@@ -122,6 +122,7 @@ def load_sweep_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     if studies.empty:
         raise RewardLabError(f"{out} is not a sweep folder: studies.csv is missing")
     summary = _read(out, "summary.csv")
+    fams = families(_read(out, "curves.csv")) if not summary.empty else {}
     rewards = _read(out, "rewards.csv")
     rl = _read(out, "measurements.csv")
     pol = {}
@@ -142,12 +143,13 @@ def load_sweep_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
             rewards[c] = math.nan
     summary = summary.merge(rewards[cols], on=["study", "reward"], how="left")
     summary["peak_kl"] = summary.peak_sqrt_kl**2
+    summary["family"] = summary.optimizer.map(fams)
     summary["reducer"] = [
         red if isinstance(red, str) else ("rule" if kind == "rule" else "single" if kind == "learned" else kind)
         for red, kind in zip(summary.reducer, summary.kind, strict=True)
     ]  # fmt: skip
     if not rl.empty:
-        rl["family"] = rl.optimizer.map(family)
+        rl["family"] = rl.optimizer.map(fams).fillna(TRAINED)
     return studies, summary, rl
 
 
@@ -186,12 +188,13 @@ def scaling(summary: pd.DataFrame) -> pd.DataFrame:
     for axis in AXES:
         if not varies_alone(learned, axis, 3):
             continue
+        fams = families(learned)
         for opt, d in learned.groupby("optimizer"):
+            fam = fams[opt]
             x = np.log10(d[axis].to_numpy(float))
             for m in METRICS:
-                rows.append(
-                    dict(axis=axis, optimizer=opt, metric=m, **fit_line(x, d[m].to_numpy(float)))
-                )
+                fit = fit_line(x, d[m].to_numpy(float))
+                rows.append(dict(axis=axis, optimizer=opt, family=fam, metric=m, **fit))
     return pd.DataFrame(rows)
 
 
@@ -279,14 +282,14 @@ def ensembles(summary: pd.DataFrame) -> pd.DataFrame:
 def learned_vs_rule(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """RL final gold of learned rewards at each x against the rule's; the smallest x reaching
     the rule's final gold minus one standard error, per axis."""
-    d = summary[summary.optimizer.map(family) == "trained"]
+    d = summary[summary.optimizer.map(families(summary)) == TRAINED]
     rule = d[d.reward == RULE]
     learned = d[d.reducer == "single"]
     if rule.empty or learned.empty:
         return pd.DataFrame(), {}
     r_mean, r_se, _, n = mean_ci(rule.drop_duplicates("seed").final_gold.to_numpy(float))
     if n == 1 or not math.isfinite(r_se):  # one seed: the measurement's own standard error
-        last = rl[(rl.reward == RULE) & (rl.family == "trained")].sort_values("step").iloc[-1]
+        last = rl[(rl.reward == RULE) & (rl.optimizer.map(families(rl)) == TRAINED)].sort_values("step").iloc[-1]
         r_se = float(last.gold_se_norm)
     rows, smallest = [], {}
     for axis in ("params", "train_pairs"):
@@ -364,7 +367,7 @@ def gao_findings(fits: pd.DataFrame) -> pd.DataFrame:
     rows = []
     if fits.empty:
         return pd.DataFrame()
-    fam = fits.optimizer.map(family)
+    fam = fits.family if "family" in fits else fits.optimizer.map(families(fits))
     for (axis, f, metric), (sign, text) in GAO.items():
         sel = fits[(fits.axis == axis) & (fam == f) & (fits.metric == metric)]
         for r in sel.itertuples():
@@ -413,7 +416,7 @@ def frontier(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dic
     gap = a + b·log10(params) + c·log10(pairs) over all runs, the size where it meets 0 at the
     grid's largest pairs, with a 95% interval from a bootstrap over seeds (an extrapolation).
     """
-    d = summary[summary.optimizer.map(family) == "trained"]
+    d = summary[summary.optimizer.map(families(summary)) == TRAINED]
     learned = d[d.reducer == "single"]
     rule = d[d.reward == RULE]
     if learned.empty or rule.empty or rl.empty:
@@ -593,7 +596,7 @@ def plot_gold_curves(curves: pd.DataFrame, key: pd.DataFrame, axis: str, path: P
     """Gold against √KL (best-of-n) and KL (RL), mean over seeds, one line per level of `axis`;
     `key` maps (study, reward) to the level ``x``."""
     c = curves.merge(key, on=["study", "reward"])
-    c["family"] = c.optimizer.map(family)
+    c["family"] = c.optimizer.map(families(c))
     fig, axs = plt.subplots(1, 2, figsize=(10, 3.8))
     xs = sorted(c.x.unique())
     cmap = plt.get_cmap("viridis")

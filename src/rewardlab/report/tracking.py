@@ -13,28 +13,11 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
-from pydantic import Field
 
 from rewardlab.errors import RewardLabError
-from rewardlab.specs import Strict
-
-
-class TrackingConfig(Strict):
-    """Where a finished run's measurements are sent besides its CSV files."""
-
-    tensorboard: bool = Field(
-        False, description="write TensorBoard event files to <run>/tensorboard"
-    )
-    wandb: bool = Field(False, description="log the run to Weights & Biases")
-    wandb_project: str = Field("rewardlab", description="the W&B project")
-    wandb_mode: Literal["offline", "online"] = Field(
-        "offline",
-        description="offline: files under <run>/wandb, uploaded later by `wandb sync`; online: "
-        "sent as logged (needs a login and a network)",
-    )
+from rewardlab.specs import TrackingConfig
 
 
 def scalars(run_dir: Path) -> Iterator[tuple[str, int, float]]:

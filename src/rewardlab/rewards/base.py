@@ -1,8 +1,9 @@
 """The reward-source contract: a config with `name` and `kind`, and a `build` that returns
-`Reward`s (a callable with TRL's signature plus its metadata) from a `RewardContext`.
+`Reward`s (a callable with TRL's signature plus its metadata) from the study's context
+(`context.StudyContext`).
 
 A reward kind is one module under `rewards/` with ``Config`` (a `RewardBase` whose ``kind`` is a
-`Literal`) and ``build(cfg, ctx) -> list[Reward]``; `rewards.KINDS` maps kind to module.
+`Literal`) and ``build(cfg, ctx) -> list[Reward]``, plus its line in `rewards.KINDS`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from rewardlab.cache import Cache, StageResult
+from rewardlab.cache import StageResult
 from rewardlab.errors import RewardLabError
 from rewardlab.specs import Strict
 
@@ -75,36 +76,6 @@ class Reward:
 
     def cache_key(self) -> Any:
         return {"reward": self.name, "kind": self.kind, "key": self.key}
-
-
-@dataclass
-class RewardContext:
-    """What a reward source may use to build itself.
-
-    `stage(name, fn, **inputs)` builds (or takes from the cache) a stage keyed on its inputs;
-    `policy` and `preferences` are the study's base-policy and preference stages.
-    """
-
-    task: Any
-    task_cfg: Any
-    seed: int
-    cache: Cache
-    policy: StageResult
-    preferences: StageResult
-    device: str = "cpu"
-    log: Callable[[str], None] = print
-    stages: dict[str, StageResult] = field(default_factory=dict)
-    preference_cfg: Any = None  # how the study labels pairs (refreshed pairs are labelled alike)
-    built: dict[str, Reward] = field(default_factory=dict)  # the rewards listed before this one
-
-    def stage(
-        self, label: str, name: str, fn: Callable[..., None], shown_as: str | None = None, **inputs
-    ) -> StageResult:
-        """Build stage `name` via the cache and record it under `label` for the run folder; its
-        log lines name it ``[name shown_as]`` (the reward it is for; default `label`)."""
-        res = self.cache.run(name, fn, shown_as=shown_as or label, **inputs)
-        self.stages[label] = res
-        return res
 
 
 def columns_for(task: Any, prompts: Sequence[str]) -> dict[str, list]:

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,12 +26,15 @@ from rewardlab.errors import RewardLabError
 from rewardlab.models import build_reward_model, count_params, positions_for
 from rewardlab.policy import encode
 from rewardlab.preferences import split_pairs
-from rewardlab.rewards.base import Reward, RewardBase, RewardContext
+from rewardlab.rewards.base import Reward, RewardBase
 from rewardlab.rewards.learned import NORM_FILE, LearnedReward, batch_scores, score_encoded
 from rewardlab.seeding import seed_everything
 from rewardlab.specs import ModelSpec, spec_key
 from rewardlab.tasks import build_tokenizer
 from rewardlab.training import minibatch_train
+
+if TYPE_CHECKING:  # a type only: the context is built by the study
+    from rewardlab.context import StudyContext
 
 
 class BinaryConfig(RewardBase):
@@ -45,6 +48,9 @@ class BinaryConfig(RewardBase):
     def training(self) -> dict:
         """What the trained model depends on besides the data (not its name)."""
         return spec_key(self, exclude={"name", "kind"})
+
+
+STAGES = ("reward_model",)  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(BinaryConfig):
@@ -183,7 +189,7 @@ def stage_classifier(
     save_classifier(model, tok, metrics, out)
 
 
-def binary_reward(cfg: BinaryConfig, ctx: RewardContext, stage_fn, trained_on: str,
+def binary_reward(cfg: BinaryConfig, ctx: StudyContext, stage_fn, trained_on: str,
                   count: str, refresh_gold: bool) -> list[Reward]:  # fmt: skip
     """The study's stage ``rm-<name>`` built by `stage_fn` (a classifier or a discriminator)
     as a reward: its standardised logit (`LearnedReward`), ``rewards.csv`` columns with the
@@ -207,7 +213,7 @@ def binary_reward(cfg: BinaryConfig, ctx: RewardContext, stage_fn, trained_on: s
                    refresh=refresh)]  # fmt: skip
 
 
-def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+def build(cfg: Config, ctx: StudyContext) -> list[Reward]:
     """Train on the study's labelled samples; score with the standardised logit. A refresh adds
     the policy's samples, labelled by gold with the study's threshold."""
     return binary_reward(cfg, ctx, stage_classifier, "good/bad labels", "train_pairs", True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ from rewardlab.cache import KeyedTable, StageResult
 from rewardlab.errors import RewardLabError
 from rewardlab.models import count_params
 from rewardlab.preferences import split_pairs
-from rewardlab.rewards.base import Reward, RewardContext
+from rewardlab.rewards.base import Reward
 from rewardlab.rewards.classifier import (
     BinaryConfig,
     binary_accuracy,
@@ -38,7 +38,10 @@ from rewardlab.rewards.classifier import (
 )
 from rewardlab.seeding import derive, seed_everything
 from rewardlab.specs import Strict
-from rewardlab.tasks import build_tokenizer
+from rewardlab.tasks import build_tokenizer, split_prompts
+
+if TYPE_CHECKING:  # a type only: the context is built by the study
+    from rewardlab.context import StudyContext
 
 
 class DemoSet(Strict):
@@ -75,8 +78,6 @@ def demonstrations(ds: DemoSet, task_cfg, preferences: StageResult, seed: int, t
     neg, test_neg = labelled_samples(train), labelled_samples(test)
     out = {"neg": neg, "test_neg": test_neg, "gold_calls": 0, "threshold": None}
     if ds.source == "clean":
-        from rewardlab.study import split_prompts
-
         rng = np.random.default_rng(derive(seed, "demos", "clean"))
         prompts = split_prompts(task, "demos", ds.demos, seed)
         n_test = max(1, len(prompts) // 10)
@@ -111,6 +112,9 @@ def check_encodable(tok, texts: list[str], what: str) -> None:
             raise RewardLabError(
                 f"{what} {i} ({texts[i]!r}) has words the task's tokenizer cannot encode: {bad}"
             )
+
+
+STAGES = ("reward_model",)  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(BinaryConfig):
@@ -154,7 +158,7 @@ def stage_discriminator(
     save_classifier(model, tok, metrics, out)
 
 
-def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+def build(cfg: Config, ctx: StudyContext) -> list[Reward]:
     """Train the discriminator; score with its standardised logit. A refresh adds the policy's
     samples to the negatives (adversarial imitation), with no gold call."""
     trained_on = f"{cfg.demos.source} demonstrations"

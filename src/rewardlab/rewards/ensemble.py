@@ -5,16 +5,21 @@ reward ``<name>/<reducer>`` per reducer."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
 
 from rewardlab.rewards import learned
-from rewardlab.rewards.base import Reward, RewardContext
+from rewardlab.rewards.base import Reward
+
+if TYPE_CHECKING:  # a type only: the context is built by the study
+    from rewardlab.context import StudyContext
 
 REDUCERS = ("mean", "min", "uwo")
 Reducer = Literal["mean", "min", "uwo"]
+
+STAGES = ("reward_model",)  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(learned.Config):
@@ -70,7 +75,7 @@ class EnsembleReward:
         return reduce_scores(scores, self.reducer, self.lam).tolist()
 
 
-def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+def build(cfg: Config, ctx: StudyContext) -> list[Reward]:
     """Train the members; one reward per reducer over the same member models."""
     trained = learned.train_members(cfg, cfg.members, ctx)
     members = [learned.LearnedReward(res.path, device=ctx.device) for res, _ in trained]

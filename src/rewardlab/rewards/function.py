@@ -9,14 +9,19 @@ process that a timeout can stop (`rewards.guard`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from rewardlab.errors import RewardLabError
-from rewardlab.rewards.base import Reward, RewardBase, RewardContext
+from rewardlab.rewards.base import Reward, RewardBase
 from rewardlab.specs import input_field
 from rewardlab.userfiles import import_user, source_digest
+
+if TYPE_CHECKING:  # a type only: the context is built by the study
+    from rewardlab.context import StudyContext
+
+STAGES = ()  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(RewardBase):
@@ -61,7 +66,7 @@ def load_function(path: str, function: str = "reward"):
     return fn
 
 
-def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+def build(cfg: Config, ctx: StudyContext) -> list[Reward]:
     """The user's function, run isolated; its identity includes the file's content."""
     fn = FunctionReward(cfg.path, cfg.function, cfg.params)
     meta = {"source": cfg.path, "function": cfg.function}

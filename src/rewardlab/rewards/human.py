@@ -17,15 +17,18 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
 
 from rewardlab.errors import RewardLabError
-from rewardlab.rewards.base import Reward, RewardBase, RewardContext
+from rewardlab.rewards.base import Reward, RewardBase
 from rewardlab.seeding import rng
 from rewardlab.specs import Strict, input_field
+
+if TYPE_CHECKING:  # a type only: the context is built by the study
+    from rewardlab.context import StudyContext
 
 
 class SimulatedRater(Strict):
@@ -33,6 +36,9 @@ class SimulatedRater(Strict):
 
     rating_noise: float = Field(0.0, ge=0, description="sd of the noise added to 1 + 6 g")
     delay_s: float = Field(0.0, ge=0, description="seconds before each rating")
+
+
+STAGES = ()  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(RewardBase):
@@ -163,16 +169,16 @@ class HumanReward:
         return self.log
 
 
-def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+def build(cfg: Config, ctx: StudyContext) -> list[Reward]:
     """The human reward over the store at `cfg.db`, its fallback one of the rewards before it."""
     fb = None
     if cfg.fallback is not None:
-        if cfg.fallback not in ctx.built:
+        if cfg.fallback not in ctx.rewards:
             raise RewardLabError(
                 f"reward {cfg.name!r}: fallback {cfg.fallback!r} is not a reward listed before it "
-                f"(those are {', '.join(ctx.built) or 'none'})"
+                f"(those are {', '.join(ctx.rewards) or 'none'})"
             )
-        fb = ctx.built[cfg.fallback]
+        fb = ctx.rewards[cfg.fallback]
     labeller = simulated_labeller(cfg, ctx.task) if cfg.simulated is not None else None
     fn = HumanReward(cfg, ctx.seed, fb.fn if fb else None, labeller)
     key = {k: v for k, v in cfg.model_dump(mode="json").items() if k != "name"}

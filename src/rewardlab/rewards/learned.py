@@ -9,18 +9,13 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from transformers import (
-    AutoModelForSequenceClassification,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
 
 from rewardlab.cache import KeyedTable, StageResult
 from rewardlab.errors import RewardLabError
@@ -34,13 +29,19 @@ from rewardlab.models import (
 )
 from rewardlab.policy import Encoded, by_length, encode
 from rewardlab.preferences import make_pairs, split_pairs
-from rewardlab.rewards.base import Reward, RewardBase, RewardContext
+from rewardlab.rewards.base import Reward, RewardBase
 from rewardlab.seeding import derive, seed_everything
 from rewardlab.specs import ModelSpec, spec_key
 from rewardlab.tasks import build_tokenizer
 from rewardlab.training import minibatch_train
 
+if TYPE_CHECKING:  # types only: the context is built by the study; transformers loads with a model
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from rewardlab.context import StudyContext
+
 NORM_FILE = "reward_norm.json"
+STAGES = ("reward_model",)  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(RewardBase):
@@ -239,6 +240,8 @@ class LearnedReward:
     ):
         path = Path(path)
         self.tok = load_tokenizer(path)
+        from transformers import AutoModelForSequenceClassification
+
         try:
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 path, local_files_only=True
@@ -308,7 +311,7 @@ def stage_reward_model(
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
 
 
-def train_members(cfg: Config, members: int, ctx: RewardContext) -> list[tuple[StageResult, dict]]:
+def train_members(cfg: Config, members: int, ctx: StudyContext) -> list[tuple[StageResult, dict]]:
     """Train (or take from the cache) members 0..members-1 of `cfg`: their stages and metrics.
     Member 0 of an ensemble is the single model of the same spec, so they are trained once."""
     out = []
@@ -343,7 +346,7 @@ def reward_meta(cfg: Config, trained: list[tuple[StageResult, dict]]) -> dict:
     )
 
 
-def refresher(cfg: Config, ctx: RewardContext):
+def refresher(cfg: Config, ctx: StudyContext):
     """`Reward.refresh` of a Bradley-Terry model (iterated RLHF): the policy's samples are paired
     per prompt and labelled by gold as the study's pairs are (`make_pairs` with the study's
     preference config), and the model is retrained from scratch on those pairs and the study's.
@@ -362,7 +365,7 @@ def refresher(cfg: Config, ctx: RewardContext):
     return refresh
 
 
-def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+def build(cfg: Config, ctx: StudyContext) -> list[Reward]:
     """Train the model on the study's preference pairs; score with `LearnedReward`."""
     trained = train_members(cfg, 1, ctx)
     ((res, met),) = trained

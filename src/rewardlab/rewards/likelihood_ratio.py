@@ -10,19 +10,23 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
-from transformers import AutoModelForCausalLM
 
 from rewardlab.cache import StageResult
 from rewardlab.models import count_params, load_tokenizer
 from rewardlab.policy import batch_logprobs, by_length, encode, train_sft
-from rewardlab.rewards.base import Reward, RewardBase, RewardContext
+from rewardlab.rewards.base import Reward, RewardBase
 from rewardlab.rewards.demos import DemoSet, demonstrations
 from rewardlab.seeding import seed_everything
+
+if TYPE_CHECKING:  # a type only: the context is built by the study
+    from rewardlab.context import StudyContext
+
+STAGES = ("policy",)  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(RewardBase):
@@ -64,6 +68,8 @@ class LikelihoodRatioReward:
 
     def __init__(self, demo_path: str | Path, base_path: str | Path, max_new_tokens: int | None,
                  device: str = "cpu"):  # fmt: skip
+        from transformers import AutoModelForCausalLM
+
         load = lambda p: AutoModelForCausalLM.from_pretrained(p, local_files_only=True)  # noqa: E731
         self.demo, self.base = load(demo_path).to(device).eval(), load(base_path).to(device).eval()
         self.tok, self.max_new_tokens = load_tokenizer(base_path), max_new_tokens
@@ -81,6 +87,8 @@ def stage_demo_policy(
 ) -> None:  # fmt: skip
     """Fine-tune the base policy on the demonstration set by maximum likelihood, seeded by the
     stream (seed, "likelihood_ratio"); write π_demo, its tokenizer and metrics."""
+    from transformers import AutoModelForCausalLM
+
     cfg = Config(name="training", **cfg)
     rng = seed_everything(seed, "likelihood_ratio")
     tok = load_tokenizer(policy.path)
@@ -98,7 +106,7 @@ def stage_demo_policy(
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
 
 
-def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+def build(cfg: Config, ctx: StudyContext) -> list[Reward]:
     """Fine-tune π_demo from the base policy; score with the log-likelihood ratio."""
     res = ctx.stage(f"demo-policy-{cfg.name}", "policy", stage_demo_policy, shown_as=f"{cfg.name}'s demonstrations", cfg=cfg.training(),
                     task_cfg=ctx.task_cfg, policy=ctx.policy, preferences=ctx.preferences,

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
 from rewardlab.errors import RewardLabError
-from rewardlab.rewards.base import Reward, RewardBase, RewardContext
+from rewardlab.rewards.base import Reward, RewardBase
 from rewardlab.sandbox import score_program
 from rewardlab.specs import input_field
 from rewardlab.userfiles import source_digest
+
+if TYPE_CHECKING:  # a type only: the context is built by the study
+    from rewardlab.context import StudyContext
+
+STAGES = ()  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(RewardBase):
@@ -103,7 +108,7 @@ class ProgramReward:
                              unsafe_no_sandbox=self.unsafe)  # fmt: skip
 
 
-def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+def build(cfg: Config, ctx: StudyContext) -> list[Reward]:
     """The program as a reward; its identity is its text and limits."""
     fn = ProgramReward(cfg.file(), cfg.timeout_s, cfg.memory_mb, cfg.unsafe_no_sandbox)
     meta = {"source": cfg.path, "sandboxed": not cfg.unsafe_no_sandbox}

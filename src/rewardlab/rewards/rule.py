@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from rewardlab.rewards.base import RULE, Reward, RewardBase, RewardContext
+from rewardlab.rewards.base import RULE, Reward, RewardBase
 from rewardlab.tasks.base import Task, checked_gold
+
+if TYPE_CHECKING:  # a type only: the context is built by the study
+    from rewardlab.context import StudyContext
+
+STAGES = ()  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
 class Config(RewardBase):
@@ -33,6 +38,6 @@ class RuleReward:
         return checked_gold(self.task, prompts, completions)
 
 
-def build(cfg: Config, ctx: RewardContext) -> list[Reward]:
+def build(cfg: Config, ctx: StudyContext) -> list[Reward]:
     """The rule of the study's task (its identity is the task config, file content included)."""
     return [Reward(cfg.name, "rule", RuleReward(ctx.task), key={"task": ctx.task_cfg.cache_key()})]

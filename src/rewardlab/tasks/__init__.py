@@ -1,4 +1,5 @@
-"""Tasks: the built-in ones by name, and a user's own from a Python file or module.
+"""Tasks: the built-in ones by name, a user's own from a Python file or module, the task's config,
+and the prompt streams every stage draws from.
 
 A user's task file defines ``make_task(**params) -> Task`` (see docs/TASKS.md for a worked example).
 """
@@ -6,8 +7,13 @@ A user's task file defines ``make_task(**params) -> Task`` (see docs/TASKS.md fo
 from __future__ import annotations
 
 import json
+from typing import Any
+
+from pydantic import Field
 
 from rewardlab.errors import RewardLabError
+from rewardlab.seeding import rng
+from rewardlab.specs import Strict, input_field
 from rewardlab.tasks.arithmetic import Arithmetic
 from rewardlab.tasks.base import Task, build_tokenizer, checked_gold
 from rewardlab.tasks.sorting import Sorting
@@ -16,7 +22,45 @@ from rewardlab.userfiles import import_user, source_digest
 
 BUILTIN = {"arithmetic": Arithmetic, "sorting": Sorting, "topics": Topics}
 
-__all__ = ["BUILTIN", "Task", "build_tokenizer", "checked_gold", "load_task"]
+__all__ = [
+    "BUILTIN",
+    "Task",
+    "TaskConfig",
+    "build_tokenizer",
+    "checked_gold",
+    "load_task",
+    "split_prompts",
+]
+
+
+class TaskConfig(Strict):
+    """The task: its prompts, demonstrations and gold rule."""
+
+    name: str = input_field("topics", "task", "built-in task, path to a .py file, or module name")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of the task"
+    )
+    demo_noise: float = Field(
+        0.3, ge=0, le=1, description="noise of the demonstrations the base policy learns from"
+    )
+
+    def load(self) -> Task:
+        """The task object (`load_task`, loaded once per process)."""
+        return load_task(self.name, self.params)
+
+    def cache_key(self) -> dict:
+        """The config, and the content of a user's task file or module and of the user's modules
+        it imports (an edited task is a new task); a built-in task's key is its config."""
+        d = self.model_dump(mode="json")
+        if self.name not in BUILTIN:
+            d["sha256"] = source_digest(self.name)
+        return d
+
+
+def split_prompts(task: Task, split: str, n: int, seed: int) -> list[str]:
+    """`n` prompts of the stream (seed, "prompts", split); the splits sft, preferences, bon
+    (held out: the pool and every measurement) and rl never share a stream."""
+    return task.prompts(n, rng(seed, "prompts", split))
 
 
 _LOADED: dict[str, Task] = {}

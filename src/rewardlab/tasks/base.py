@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
 
 from rewardlab.errors import RewardLabError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK]
@@ -66,6 +68,8 @@ def build_tokenizer(vocab: Sequence[str]) -> PreTrainedTokenizerFast:
     ``decode(encode(t)) == t`` for any text `t` of in-vocabulary tokens separated by single spaces.
     ``tok(t)`` prepends ``<bos>``; ``tok(t, add_special_tokens=False)`` does not.
     """
+    from transformers import PreTrainedTokenizerFast
+
     words = list(SPECIAL_TOKENS) + [w for w in dict.fromkeys(vocab) if w not in SPECIAL_TOKENS]
     for w in words:
         if not w or any(c.isspace() for c in w):

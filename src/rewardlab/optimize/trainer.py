@@ -1,71 +1,22 @@
-"""The optimizer contract, and what the trained optimizers share around TRL's trainers.
-
-An optimizer is one module under `optimize/` with ``Config`` (a `Strict` model whose ``kind`` is
-a `Literal`), ``FAMILY`` and ``run(cfg, ctx)``. A ``"sample"`` optimizer picks among the base
-policy's samples in ``ctx.scores`` and returns its curves (`best_of_n.BonResult`); a
-``"trained"`` one updates the policy and returns ``list[Trained]``. A trained optimizer writes, per reward it optimises, a raw
-curve with the columns `measurement.RAW_COLUMNS`, measured by `measurement.Measure`;
-`curves.trained_rows` turns every raw curve into ``curves.csv`` rows the same way.
-"""
+"""What the trained optimizers share around TRL's trainers: common arguments, quiet logs,
+progress lines, training with resume from the last checkpoint, and the artifact each keeps
+(imported by a trained optimizer's stage, so that reading a config never loads the trainers)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-from transformers import PrinterCallback, ProgressCallback
+from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
-from rewardlab.cache import Cache, StageResult
-from rewardlab.progress import TrainerProgress
-from rewardlab.rewards.base import Reward
-from rewardlab.specs import SamplingConfig
+from rewardlab.optimize.curves import CURVE_FILE
+from rewardlab.progress import Lines, every_s, mode, note, quiet_libraries
 
 KEPT = ("model.safetensors", "config.json", "generation_config.json")  # of each checkpoint
 
-
-@dataclass
-class OptimizerContext:
-    """What an optimizer may use: the task, the base policy, the study's rewards (by name), its
-    preference stage, held-out prompts for measurement and the stage runner."""
-
-    task: object
-    task_cfg: object
-    seed: int
-    cache: Cache
-    policy: StageResult
-    preferences: StageResult
-    rewards: dict[str, Reward]
-    sampling: SamplingConfig
-    train_prompts: Callable[[int], list[str]]  # n -> the first n prompts of the "rl" stream
-    eval_prompts: Callable[[int], list[str]]  # n -> held-out prompts (those of the pool)
-    scores: pd.DataFrame  # the base policy's pool, one column per reward (the rule's: gold)
-    device: str = "cpu"
-    split_prompts: Callable[[str, int], list[str]] | None = None  # (split, n) -> its n prompts
-    stages: dict[str, StageResult] = field(default_factory=dict)
-
-    def stage(self, label: str, name: str, fn: Callable[..., None], **inputs) -> StageResult:
-        """A resumable stage via the cache, recorded under `label` for the run folder."""
-        res = self.cache.run(name, fn, resumable=True, shown_as=label, **inputs)
-        self.stages[label] = res
-        return res
-
-
-@dataclass
-class Trained:
-    """One trained optimizer run: its algorithm, the reward it optimised (None: none, as DPO),
-    the label of its stage in the run folder, its raw curve, and settings kept for analyses."""
-
-    optimizer: str
-    reward: str
-    proxy: str | None
-    label: str
-    raw: pd.DataFrame
-    beta: float = 0.0
+quiet_libraries()
 
 
 class _CachedDecodingPad(logging.Filter):
@@ -81,6 +32,29 @@ class _CachedDecodingPad(logging.Filter):
 
 
 logging.getLogger("transformers.modeling_utils").addFilter(_CachedDecodingPad())
+
+
+class TrainerProgress(TrainerCallback):
+    """A trainer's steps as `Lines` (when the mode is ``lines``), and a note when it resumes."""
+
+    def __init__(self, desc: str):
+        self.desc, self.lines = desc, None
+
+    def on_train_begin(self, args, state, control, **kw):
+        if state.global_step:
+            note(f"[{self.desc}] resuming from its checkpoint at step {state.global_step} "
+                 f"of {state.max_steps}")  # fmt: skip
+        if mode() == "lines":
+            self.lines = Lines(None, self.desc, state.max_steps, every_s())
+            self.lines.n = self.lines.n0 = state.global_step
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.lines is not None:
+            self.lines.update(state.global_step - self.lines.n)
+
+    def on_train_end(self, args, state, control, **kw):
+        if self.lines is not None:
+            self.lines.close()
 
 
 def quiet(trainer, show: bool) -> None:
@@ -106,9 +80,7 @@ def common_args(device: str) -> dict:
 def train_and_keep(trainer, work: Path, out: Path, tok, desc: str = "train") -> None:
     """Train (resuming from the last checkpoint in `work`, and saying so), then write the
     artifact to `out`: curve.csv, checkpoints/step-N/ (policy weights at each measurement),
-    final/ and trainer_log.json. Progress is shown as `desc` (`progress.TrainerProgress`)."""
-    from rewardlab.optimize.measurement import CURVE_FILE
-
+    final/ and trainer_log.json. Progress is shown as `desc` (`TrainerProgress`)."""
     trainer.add_callback(TrainerProgress(desc))
     ckpt = last_checkpoint(work / "trainer")
     # TRL writes a model card at every checkpoint (a third of a checkpoint's time here); the
