@@ -31,7 +31,7 @@ LAYERS = [
     ["rewardlab.config", "rewardlab.gridworld", "rewardlab.write_reward"],
     ["rewardlab.study"],
     ["rewardlab.api", "rewardlab.sweep", "rewardlab.integrations", "rewardlab.config_reference"],
-    ["rewardlab.cli"],
+    ["rewardlab.cli", "rewardlab.cli_groups"],
 ]  # fmt: skip
 LAYERS[0][0] = "rewardlab.__init__"  # the package's own file (lazy `rewardlab.run` excepted)
 

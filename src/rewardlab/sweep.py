@@ -364,17 +364,7 @@ def run_sweep(
         timing = dict(backend=backend, workers=workers, threads=threads, studies_run=len(jobs),
                       wall_seconds=time.perf_counter() - t0)  # fmt: skip
         write_atomic(out / "timing.json", json.dumps(timing, indent=1))
-    swept = swept_keys(points)
-    table = pd.DataFrame(
-        [
-            {"study": p.id, **{k: _label(p.values.get(k)) for k in swept},
-             "blocks": " ".join(map(str, p.blocks)), "seed": p.config.seed,
-             "flip_rate": p.config.preferences.flip_rate,
-             "ok": status[p.id]["ok"], "seconds": status[p.id]["seconds"],
-             "error": status[p.id].get("error", "")}
-            for p in points
-        ]
-    )  # fmt: skip
+    table = _studies_table(points, status)
     table.to_csv(out / "studies.csv", index=False)
     gather(out, points)
     from rewardlab.report.sweep import build_sweep_report
@@ -387,6 +377,21 @@ def run_sweep(
             f"study's log.txt): " + "; ".join(f"{r.study}: {r.error}" for r in failed.itertuples())
         )
     return out
+
+
+def _studies_table(points: list[Point], status: dict[str, dict]) -> pd.DataFrame:
+    """``studies.csv``: each study's id, swept values, grids, seed, label noise and outcome."""
+    swept = swept_keys(points)
+    return pd.DataFrame(
+        [
+            {"study": p.id, **{k: _label(p.values.get(k)) for k in swept},
+             "blocks": " ".join(map(str, p.blocks)), "seed": p.config.seed,
+             "flip_rate": p.config.preferences.flip_rate,
+             "ok": status[p.id]["ok"], "seconds": status[p.id]["seconds"],
+             "error": status[p.id].get("error", "")}
+            for p in points
+        ]
+    )  # fmt: skip
 
 
 def swept_keys(points: list[Point]) -> list[str]:

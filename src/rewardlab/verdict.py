@@ -100,9 +100,10 @@ def verdict(
 # ---------------------------------------------------------------- a run's verdicts
 
 
-def bon_units(by_prompt: pd.DataFrame, reward: str) -> np.ndarray | None:
-    """Best-of-n's per-prompt gold, prompts × n (n ascending), from ``curves_by_prompt``."""
-    d = by_prompt[(by_prompt.optimizer == "bon") & (by_prompt.reward == reward)]
+def sample_units(by_prompt: pd.DataFrame, optimizer: str, reward: str) -> np.ndarray | None:
+    """A sample-based optimizer's per-prompt gold, prompts × n (n ascending), from
+    ``curves_by_prompt``; None when it wrote no per-prompt curves."""
+    d = by_prompt[(by_prompt.optimizer == optimizer) & (by_prompt.reward == reward)]
     if not len(d):
         return None
     return d.pivot(index="prompt", columns="n", values="gold").sort_index(axis=1).to_numpy(float)
@@ -133,7 +134,7 @@ def verdicts(
 
         def units(reward: str, opt=opt, sample=sample):
             if sample:
-                return bon_units(by_prompt, reward) if by_prompt is not None else None
+                return sample_units(by_prompt, opt, reward) if by_prompt is not None else None
             return trained_units(detail, opt, reward)
 
         G = units(name)

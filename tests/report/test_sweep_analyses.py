@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rewardlab.report.sweep import (
+from rewardlab.report.sweep.analyses import (
     ensembles,
     kl_penalty,
     learned_vs_rule,
@@ -95,14 +95,14 @@ def test_learned_vs_rule_finds_the_smallest_size_within_one_se():
 
 
 def test_levels_pool_per_seed_values_of_one_rank():
-    from rewardlab.report.sweep import levels
+    from rewardlab.report.sweep.analyses import levels
 
     d = pd.DataFrame(dict(seed=[0, 0, 1, 1], train_pairs=[800, 6637, 800, 6705]))
     assert levels(d, "train_pairs").tolist() == [800, 6671, 800, 6671]
 
 
 def test_an_axis_within_five_percent_counts_as_fixed():
-    from rewardlab.report.sweep import varies_alone
+    from rewardlab.report.sweep.analyses import varies_alone
 
     d = pd.DataFrame(dict(seed=0, policy_params=[1e4, 1e5, 1e6], params=29_000,
                           train_pairs=[6634, 6651, 6711]))  # fmt: skip
@@ -122,7 +122,7 @@ def test_rm_accuracy_means_intervals_and_rises_per_size():
             rows.append(dict(study=f"s{seed}-{p}", seed=seed, params=p, train_pairs=500 + seed,
                              policy_params=7, test_accuracy=a + off, train_accuracy=a + 0.1,
                              acc_margin_0_1=0.5, acc_margin_1_2=a + 2 * off))  # fmt: skip
-    from rewardlab.report.sweep import rm_accuracy
+    from rewardlab.report.sweep.analyses import rm_accuracy
 
     t = rm_accuracy(pd.DataFrame(rows)).set_index("x")
     assert list(t.index) == [10, 100, 1000] and set(t.axis) == {"params"}
@@ -138,7 +138,7 @@ def test_rm_accuracy_means_intervals_and_rises_per_size():
 
 
 def test_gao_findings_verdicts_follow_the_interval_and_the_stated_direction():
-    from rewardlab.report.sweep import gao_findings
+    from rewardlab.report.sweep.analyses import gao_findings
 
     fits = pd.DataFrame(
         [
@@ -186,7 +186,7 @@ def planted_frontier(intercept: float):
 
 
 def test_frontier_finds_the_planted_cells_and_the_smallest_reaching_one():
-    from rewardlab.report.sweep import frontier
+    from rewardlab.report.sweep.analyses import frontier
 
     cells, crossing = frontier(*planted_frontier(-2.0))
     c = cells.set_index(["params", "train_pairs"])
@@ -205,7 +205,7 @@ def test_frontier_finds_the_planted_cells_and_the_smallest_reaching_one():
 
 
 def test_frontier_extrapolates_the_crossing_when_no_cell_reaches():
-    from rewardlab.report.sweep import frontier
+    from rewardlab.report.sweep.analyses import frontier
 
     cells, crossing = frontier(*planted_frontier(-4.0))
     assert not cells.gap_final_reaches.any()
@@ -217,7 +217,7 @@ def test_frontier_extrapolates_the_crossing_when_no_cell_reaches():
 
 
 def test_eval_vs_gen_ratio_and_hacked_flag():
-    from rewardlab.report.sweep import eval_vs_gen
+    from rewardlab.report.sweep.analyses import eval_vs_gen
 
     rows = []
     for seed, off in ((0, -0.05), (1, 0.0), (2, 0.05)):
@@ -235,7 +235,7 @@ def test_eval_vs_gen_ratio_and_hacked_flag():
 
 
 def test_scaling_within_fits_each_axis_at_fixed_levels_of_the_other():
-    from rewardlab.report.sweep import gao_findings, scaling_within
+    from rewardlab.report.sweep.analyses import gao_findings, scaling_within
 
     rows = []
     for seed in (0, 1):
@@ -263,7 +263,7 @@ def test_scaling_within_fits_each_axis_at_fixed_levels_of_the_other():
 
 
 def test_scaling_within_fits_a_set_of_studies_once():
-    from rewardlab.report.sweep import scaling_within
+    from rewardlab.report.sweep.analyses import scaling_within
 
     rows = []
     for seed in (0, 1):
@@ -279,7 +279,7 @@ def test_scaling_within_fits_a_set_of_studies_once():
 
 
 def test_by_reward_pairs_each_reward_with_the_rule_by_seed():
-    from rewardlab.report.sweep import by_reward
+    from rewardlab.report.sweep.analyses import by_reward
 
     rows = []
     for seed, (rule, clf) in enumerate([(1.0, 0.5), (1.2, 0.7), (1.1, 0.9)]):

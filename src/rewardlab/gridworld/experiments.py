@@ -114,6 +114,29 @@ DEEP = ("dqn", "ppo")  # Stable-Baselines3
 AGENTS = (*TABULAR, *DEEP)
 
 
+def _run_config(
+    name: str, agents: list[str], seeds: int, deep_timesteps: int | None, hyper: AgentsConfig | None
+) -> RunConfig:
+    """The run's resolved config, or a `RewardLabError` naming an unknown experiment or agent or
+    a bad value."""
+    if name not in EXPERIMENTS:
+        raise RewardLabError(
+            f"unknown gridworld experiment {name!r}; known: {', '.join(EXPERIMENTS)}"
+        )
+    unknown = [a for a in agents if a not in AGENTS]
+    if unknown:
+        raise RewardLabError(f"unknown agents {unknown}; known: {', '.join(AGENTS)}")
+    exp = EXPERIMENTS[name]
+    try:
+        if deep_timesteps is not None:
+            exp = Experiment.model_validate({**exp.model_dump(), "deep_timesteps": deep_timesteps})
+        return RunConfig(experiment=name, agents=agents, seeds=seeds, spec=exp,
+                         hyper=hyper or AgentsConfig(),
+                         world=world_constants(type(gym.make(exp.env_id).unwrapped)))  # fmt: skip
+    except ValidationError as err:
+        raise RewardLabError(format_validation_error(err, f"gridworld run {name}")) from None
+
+
 def run_experiment(
     name: str,
     agents: list[str],
@@ -129,22 +152,8 @@ def run_experiment(
     Seeds: agent `a` of seed `k` draws from the stream (k, "gridworld", a); its training
     episodes from (k, "gridworld", a, "train") and each condition's from (k, "gridworld", a, c).
     """
-    if name not in EXPERIMENTS:
-        raise RewardLabError(
-            f"unknown gridworld experiment {name!r}; known: {', '.join(EXPERIMENTS)}"
-        )
-    unknown = [a for a in agents if a not in AGENTS]
-    if unknown:
-        raise RewardLabError(f"unknown agents {unknown}; known: {', '.join(AGENTS)}")
-    exp = EXPERIMENTS[name]
-    try:
-        if deep_timesteps is not None:
-            exp = Experiment.model_validate({**exp.model_dump(), "deep_timesteps": deep_timesteps})
-        cfg = RunConfig(experiment=name, agents=agents, seeds=seeds, spec=exp,
-                        hyper=hyper or AgentsConfig(),
-                        world=world_constants(type(gym.make(exp.env_id).unwrapped)))  # fmt: skip
-    except ValidationError as err:
-        raise RewardLabError(format_validation_error(err, f"gridworld run {name}")) from None
+    cfg = _run_config(name, agents, seeds, deep_timesteps, hyper)
+    exp = cfg.spec
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     rows, curves = [], []

@@ -169,14 +169,7 @@ def make_app(rr: RunRewards, names: Sequence[str], cfg: ServerConfig | None = No
         cfg.stats["samples"] += len(prompts)
         return out
 
-    @app.exception_handler(404)
-    async def not_found(request: Request, exc):
-        return _error(404, f"no endpoint {request.method} {request.url.path}; use POST /get_reward")
-
-    @app.exception_handler(405)
-    async def wrong_method(request: Request, exc):
-        return _error(405, f"{request.method} is not allowed on {request.url.path}")
-
+    _error_handlers(app)
     return app
 
 
@@ -185,3 +178,15 @@ def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 5000) -> None:
     from rewardlab.common.http import serve as serve_bounded
 
     serve_bounded(app, host, port)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """An unknown path or method answers in the app's JSON error form."""
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc):
+        return _error(404, f"no endpoint {request.method} {request.url.path}; use POST /get_reward")
+
+    @app.exception_handler(405)
+    async def wrong_method(request: Request, exc):
+        return _error(405, f"{request.method} is not allowed on {request.url.path}")

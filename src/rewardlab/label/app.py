@@ -77,17 +77,7 @@ def make_app(
             return None, _error(403, f"labeller {who[1]!r} is not the admin")
         return who, None
 
-    @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "schema_version": SCHEMA_VERSION}
-
-    @app.get("/", response_class=HTMLResponse)
-    def compare_page() -> str:
-        return PAGE.replace("{{KIND}}", "comparison")
-
-    @app.get("/rate", response_class=HTMLResponse)
-    def rate_page() -> str:
-        return PAGE.replace("{{KIND}}", "rating")
+    _pages(app)
 
     @app.get("/api/me")
     def me(request: Request):
@@ -139,64 +129,9 @@ def make_app(
             return err
         return {"item": store.undo(who[0]), "progress": store.progress(who[0])}
 
-    @app.post("/api/admin/labellers")
-    async def add_labeller(request: Request):
-        who, err = caller(request, admin=True)
-        if err:
-            return err
-        try:
-            data = await _json_body(request)
-            token = store.add_labeller(str(data.get("name", "")))
-        except OverflowError as exc:
-            return _error(413, str(exc))
-        except (ValueError, RewardLabError) as exc:
-            return _error(409 if "exists" in str(exc) else 400, str(exc))
-        return {"name": data["name"], "token": token}
+    _admin_routes(app, store, caller, run_dir)
 
-    @app.post("/api/admin/queue")
-    async def queue(request: Request):
-        who, err = caller(request, admin=True)
-        if err:
-            return err
-        try:
-            data = await _json_body(request)
-            if run_dir is None:
-                raise RewardLabError("the app was started without a run folder to queue from")
-            n = data.get("pairs")
-            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10000:
-                raise ValueError("'pairs' must be an integer from 1 to 10000")
-            seed = data.get("seed", 0)
-            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-                raise ValueError("'seed', when given, must be a non-negative integer")
-            rows = comparisons_from_run(run_dir, n, seed)
-            ids = store.add_items(str(data.get("labeller", "")), "comparison", rows, str(run_dir))
-        except OverflowError as exc:
-            return _error(413, str(exc))
-        except (ValueError, RewardLabError) as exc:
-            return _error(404 if "no labeller" in str(exc) else 400, str(exc))
-        return {"queued": len(ids)}
-
-    @app.get("/api/admin/export")
-    def export(request: Request, format: str = "trl"):
-        who, err = caller(request, admin=True)
-        if err:
-            return err
-        from rewardlab.label.formats import label_studio, trl_pairs
-
-        if format == "trl":
-            return {"rows": trl_pairs(store.labels())}
-        if format == "label-studio":
-            return {"tasks": label_studio(store.labels())}
-        return _error(400, "format is trl or label-studio")
-
-    @app.exception_handler(404)
-    async def not_found(request: Request, exc):
-        return _error(404, f"no page or endpoint {request.method} {request.url.path}")
-
-    @app.exception_handler(405)
-    async def wrong_method(request: Request, exc):
-        return _error(405, f"{request.method} is not allowed on {request.url.path}")
-
+    _error_handlers(app)
     return app
 
 
@@ -289,3 +224,86 @@ document.addEventListener("keydown", (e) => {
 if (token) start();
 </script></body></html>
 """
+
+
+def _admin_routes(app: FastAPI, store: Store, caller, run_dir: str | Path | None) -> None:
+    """The admin's endpoints: add a labeller, queue comparisons from `run_dir`'s pool, export the
+    labels (`caller(request, admin=True)` checks the token)."""
+
+    @app.post("/api/admin/labellers")
+    async def add_labeller(request: Request):
+        who, err = caller(request, admin=True)
+        if err:
+            return err
+        try:
+            data = await _json_body(request)
+            token = store.add_labeller(str(data.get("name", "")))
+        except OverflowError as exc:
+            return _error(413, str(exc))
+        except (ValueError, RewardLabError) as exc:
+            return _error(409 if "exists" in str(exc) else 400, str(exc))
+        return {"name": data["name"], "token": token}
+
+    @app.post("/api/admin/queue")
+    async def queue(request: Request):
+        who, err = caller(request, admin=True)
+        if err:
+            return err
+        try:
+            data = await _json_body(request)
+            if run_dir is None:
+                raise RewardLabError("the app was started without a run folder to queue from")
+            n = data.get("pairs")
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10000:
+                raise ValueError("'pairs' must be an integer from 1 to 10000")
+            seed = data.get("seed", 0)
+            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+                raise ValueError("'seed', when given, must be a non-negative integer")
+            rows = comparisons_from_run(run_dir, n, seed)
+            ids = store.add_items(str(data.get("labeller", "")), "comparison", rows, str(run_dir))
+        except OverflowError as exc:
+            return _error(413, str(exc))
+        except (ValueError, RewardLabError) as exc:
+            return _error(404 if "no labeller" in str(exc) else 400, str(exc))
+        return {"queued": len(ids)}
+
+    @app.get("/api/admin/export")
+    def export(request: Request, format: str = "trl"):
+        who, err = caller(request, admin=True)
+        if err:
+            return err
+        from rewardlab.label.formats import label_studio, trl_pairs
+
+        if format == "trl":
+            return {"rows": trl_pairs(store.labels())}
+        if format == "label-studio":
+            return {"tasks": label_studio(store.labels())}
+        return _error(400, "format is trl or label-studio")
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """An unknown path or method answers in the app's JSON error form."""
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc):
+        return _error(404, f"no page or endpoint {request.method} {request.url.path}")
+
+    @app.exception_handler(405)
+    async def wrong_method(request: Request, exc):
+        return _error(405, f"{request.method} is not allowed on {request.url.path}")
+
+
+def _pages(app: FastAPI) -> None:
+    """The health check and the two labelling pages (comparisons, ratings)."""
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "schema_version": SCHEMA_VERSION}
+
+    @app.get("/", response_class=HTMLResponse)
+    def compare_page() -> str:
+        return PAGE.replace("{{KIND}}", "comparison")
+
+    @app.get("/rate", response_class=HTMLResponse)
+    def rate_page() -> str:
+        return PAGE.replace("{{KIND}}", "rating")

@@ -151,11 +151,19 @@ def trained_rows(
 
 
 def drop_interval(
-    by_prompt: pd.DataFrame, reward: str, peak_step: int, n_boot: int = 2000, seed: int = 0
+    by_prompt: pd.DataFrame,
+    reward: str,
+    peak_step: int,
+    n_boot: int = 2000,
+    seed: int = 0,
+    optimizer: str | None = None,
 ) -> tuple[float, float]:
     """95% bootstrap interval over prompts of gold(peak_step) - gold(last step), the peak step
-    held fixed (so the interval leaves out the choice of the peak, and is a little optimistic)."""
+    held fixed (so the interval leaves out the choice of the peak, and is a little optimistic);
+    the rows of `optimizer` only, when given."""
     bp = by_prompt[by_prompt.reward == reward]
+    if optimizer is not None:
+        bp = bp[bp.optimizer == optimizer]
     G = bp.pivot(index="prompt", columns="n", values="gold")
     if len(G) < 2:
         return (np.nan, np.nan)
@@ -181,7 +189,7 @@ def summarize(
         f = fits.get(opt, {}).get(name)
         lo, hi = (np.nan, np.nan)
         if by_prompt is not None and opt in per_prompt:
-            lo, hi = drop_interval(by_prompt, name, int(c["step"].iloc[i]))
+            lo, hi = drop_interval(by_prompt, name, int(c["step"].iloc[i]), optimizer=opt)
         rows.append(
             dict(
                 optimizer=opt,

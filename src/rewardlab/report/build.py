@@ -218,29 +218,10 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
         )
     if len(examples) and figs:
         figs.append(plots.plot_examples(examples, run_dir))
-    lab_path = run_dir / "stages" / "preferences" / "labellers.csv"
-    labellers_html = ""
-    if lab_path.is_file():
-        pairs_path = lab_path.with_name("labeller_pairs.csv")
-        pairs = pd.read_csv(pairs_path) if pairs_path.is_file() else pd.DataFrame()
-        labellers_html = (
-            "<h2>Labellers</h2><p>The preference pairs came from people: each labeller's "
-            "agreement with gold (the share of their labels whose chosen completion has the higher "
-            "gold) and, on the comparisons two of them both labelled, with each other.</p>"
-            + table(pd.read_csv(lab_path))
-            + (table(pairs) if len(pairs) else "")
-        )
+    labellers_html = _labellers(run_dir)
     rms_path = run_dir / "reward_models.csv"
     rms = pd.read_csv(rms_path) if rms_path.is_file() else pd.DataFrame()
     cfg = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
-    fit_rows = []
-    for opt, d in fits.items():
-        for name, f in d.items():
-            ci = {k: f"[{v[0]:.3g}, {v[1]:.3g}]" for k, v in f.ci.items()}
-            fit_rows.append(
-                dict(optimizer=opt, reward=name, form=f.form, alpha=f.alpha, alpha_95=ci.get("alpha", ""),
-                     beta=f.beta, beta_95=ci.get("beta", ""), d_star=f.d_star, r_star=f.r_star, rmse=f.rmse)
-            )  # fmt: skip
     ex_html = ""
     if len(examples):
         ex = examples[examples.reward != "rule"][
@@ -266,10 +247,40 @@ the control is the same optimizer against the rule at the same budget on the sam
 curve) is biased upward by the noise the maximum picks and is not a test.</p>
 <h2>Best-of-n curves</h2>{"".join(img(f) for f in figs[:2])}
 {rl_html}
-<h2>Fitted coefficients</h2>{table(pd.DataFrame(fit_rows))}{"".join(img(f) for f in figs[2:3])}
+<h2>Fitted coefficients</h2>{table(_fit_table(fits))}{"".join(img(f) for f in figs[2:3])}
 <h2>Reward models</h2>{table(rms) if len(rms) else "<p>none</p>"}
 {labellers_html}
 {ex_html}{img(figs[3]) if len(figs) > 3 else ""}
 <h2>Config</h2><pre>{html.escape(cfg)}</pre>"""
     write_page(run_dir / "report.html", f"rewardlab report: {run_dir.name}", body)
     return summary
+
+
+def _labellers(run_dir: Path) -> str:
+    """The labellers section: each labeller's agreement with gold and with the others, when the
+    preference pairs came from people ("" otherwise)."""
+    lab_path = run_dir / "stages" / "preferences" / "labellers.csv"
+    if not lab_path.is_file():
+        return ""
+    pairs_path = lab_path.with_name("labeller_pairs.csv")
+    pairs = pd.read_csv(pairs_path) if pairs_path.is_file() else pd.DataFrame()
+    return (
+        "<h2>Labellers</h2><p>The preference pairs came from people: each labeller's "
+        "agreement with gold (the share of their labels whose chosen completion has the higher "
+        "gold) and, on the comparisons two of them both labelled, with each other.</p>"
+        + table(pd.read_csv(lab_path))
+        + (table(pairs) if len(pairs) else "")
+    )
+
+
+def _fit_table(fits: dict[str, dict[str, Fit]]) -> pd.DataFrame:
+    """Every fit's coefficients with their 95% intervals, one row per optimizer and reward."""
+    fit_rows = []
+    for opt, d in fits.items():
+        for name, f in d.items():
+            ci = {k: f"[{v[0]:.3g}, {v[1]:.3g}]" for k, v in f.ci.items()}
+            fit_rows.append(
+                dict(optimizer=opt, reward=name, form=f.form, alpha=f.alpha, alpha_95=ci.get("alpha", ""),
+                     beta=f.beta, beta_95=ci.get("beta", ""), d_star=f.d_star, r_star=f.r_star, rmse=f.rmse)
+            )  # fmt: skip
+    return pd.DataFrame(fit_rows)

@@ -177,37 +177,15 @@ def train_reward_model(
         rc, rr = r[: len(idx)], r[len(idx) :]
         return -F.logsigmoid(rc - rr).mean()
 
-    history: list[dict] = []
-    best: dict = {"loss": math.inf, "epoch": -1, "state": None}
-    if patience is not None:
-        vp = val["prompt"].tolist()
-        val_enc = encode(tok, vp + vp, val["chosen"].tolist() + val["rejected"].tolist())
-
-    def on_epoch(epoch: int) -> bool:
-        r = score_encoded(model, val_enc)
-        d = torch.from_numpy(r[:n_val] - r[n_val:])
-        loss = float(-F.logsigmoid(d).mean())
-        history.append(dict(epoch=epoch, val_loss=loss, val_accuracy=float((d > 0).float().mean())))
-        if loss < best["loss"]:
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            best.update(loss=loss, epoch=epoch, state=state)
-        return epoch - best["epoch"] >= patience
-
+    stop = _EarlyStopping(model, tok, val, patience) if patience is not None else None
     losses = minibatch_train(model, n, loss_of, epochs=epochs, batch_size=batch_size, lr=lr,
                              rng=rng, warmup=False, desc="reward model", progress=progress,
-                             on_epoch=on_epoch if patience is not None else None)  # fmt: skip
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
+                             on_epoch=stop)  # fmt: skip
+    if stop is not None and stop.state is not None:
+        model.load_state_dict(stop.state)
     all_r = score_encoded(model, enc)  # the fitted completions: accuracy and the scale
     train_acc, train_margin = _accuracy(all_r[:n], all_r[n:])
-    test_acc = test_margin = math.nan
-    by_margin = {}
-    if len(test):
-        rc, rr = _pair_scores(model, tok, test)
-        test_acc, test_margin = _accuracy(rc, rr)
-        if {"gold_chosen", "gold_rejected"} <= set(test.columns):
-            gap = (test["gold_chosen"] - test["gold_rejected"]).abs().to_numpy() / gold_width
-            by_margin = accuracy_by_margin(rc, rr, gap)
+    test_acc, test_margin, by_margin = _test_metrics(model, tok, test, gold_width)
     return dict(
         train_pairs=n,
         val_pairs=n_val,
@@ -217,14 +195,52 @@ def train_reward_model(
         test_accuracy=test_acc,
         train_margin=train_margin,
         test_margin=test_margin,
-        epochs_run=len(history) if patience is not None else epochs,
-        best_epoch=best["epoch"] + 1 if patience is not None else epochs,
-        val_loss=best["loss"] if patience is not None else math.nan,
+        epochs_run=len(stop.history) if stop is not None else epochs,
+        best_epoch=stop.epoch + 1 if stop is not None else epochs,
+        val_loss=stop.loss if stop is not None else math.nan,
         **by_margin,
         norm_mean=float(all_r.mean()),
         norm_std=float(all_r.std() + 1e-8),
-        history=history,
+        history=stop.history if stop is not None else [],
     )
+
+
+class _EarlyStopping:
+    """After every epoch, the Bradley-Terry loss on the held-out pairs `val`; keeps the weights
+    of the epoch with the lowest (`state`) and says to stop once `patience` epochs have not
+    improved on it."""
+
+    def __init__(self, model, tok, val: pd.DataFrame, patience: int):
+        self.model, self.patience, self.n = model, patience, len(val)
+        vp = val["prompt"].tolist()
+        self.enc = encode(tok, vp + vp, val["chosen"].tolist() + val["rejected"].tolist())
+        self.history: list[dict] = []
+        self.loss, self.epoch, self.state = math.inf, -1, None
+
+    def __call__(self, epoch: int) -> bool:
+        r = score_encoded(self.model, self.enc)
+        d = torch.from_numpy(r[: self.n] - r[self.n :])
+        loss = float(-F.logsigmoid(d).mean())
+        self.history.append(
+            dict(epoch=epoch, val_loss=loss, val_accuracy=float((d > 0).float().mean()))
+        )
+        if loss < self.loss:
+            self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.loss, self.epoch = loss, epoch
+        return epoch - self.epoch >= self.patience
+
+
+def _test_metrics(model, tok, test: pd.DataFrame, gold_width: float) -> tuple[float, float, dict]:
+    """Held-out accuracy and mean margin, and the accuracy by gold-margin bin when the pairs
+    carry gold (NaN and {} without test pairs)."""
+    if not len(test):
+        return math.nan, math.nan, {}
+    rc, rr = _pair_scores(model, tok, test)
+    acc, margin = _accuracy(rc, rr)
+    if not {"gold_chosen", "gold_rejected"} <= set(test.columns):
+        return acc, margin, {}
+    gap = (test["gold_chosen"] - test["gold_rejected"]).abs().to_numpy() / gold_width
+    return acc, margin, accuracy_by_margin(rc, rr, gap)
 
 
 class LearnedReward:

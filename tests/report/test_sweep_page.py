@@ -4,7 +4,7 @@ import math
 
 import pandas as pd
 
-from rewardlab.report.sweep import _table
+from rewardlab.report.sweep.page import _table
 
 
 def test_intervals_over_two_seeds_are_left_blank_and_columns_are_explained():

@@ -1,0 +1,458 @@
+"""The sweep's analyses (see `rewardlab.report.sweep`): tables computed from the gathered
+summary, measurements and reward-model tables of a sweep folder."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rewardlab.common.stats import fit_line, mean_ci
+from rewardlab.errors import RewardLabError
+from rewardlab.optimize.curves import TRAINED, families
+from rewardlab.rewards.base import RULE
+from rewardlab.rewards.ensemble import REDUCERS as ENSEMBLE_REDUCERS
+
+AXES = {
+    "params": "reward-model parameters",
+    "train_pairs": "preference pairs",
+    "policy_params": "policy parameters",
+}
+METRICS = ("alpha", "beta", "peak_gold", "peak_kl", "gold_drop")
+REDUCERS = ("single", *ENSEMBLE_REDUCERS)  # a single model, then the ensembles' reducers
+
+
+def _read(out: Path, name: str) -> pd.DataFrame:
+    f = out / name
+    return pd.read_csv(f) if f.is_file() else pd.DataFrame()
+
+
+def load_sweep_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """studies.csv, the summary joined with per-study facts and with rewards.csv (each reward's
+    base source, reducer and training pairs), and the trained optimizers' measurements."""
+    studies = _read(out, "studies.csv")
+    if studies.empty:
+        raise RewardLabError(f"{out} is not a sweep folder: studies.csv is missing")
+    summary = _read(out, "summary.csv")
+    fams = families(_read(out, "curves.csv")) if not summary.empty else {}
+    rewards = _read(out, "rewards.csv")
+    rl = _read(out, "measurements.csv")
+    pol = {}
+    for sid in studies.study:
+        f = out / "studies" / sid / "stages" / "policy" / "metrics.json"
+        pol[sid] = json.loads(f.read_text())["params"] if f.is_file() else math.nan
+    studies["policy_params"] = studies.study.map(pol)
+    if summary.empty:
+        return studies, summary, rl
+    facts = studies[["study", "blocks", "flip_rate", "policy_params"]]
+    summary = summary.drop(columns=[c for c in facts.columns[1:] if c in summary], errors="ignore")
+    summary = summary.merge(facts, on="study", how="left")
+    cols = ["study", "reward", "kind", "base", "reducer", "train_pairs"]
+    if rewards.empty:
+        rewards = pd.DataFrame(columns=cols)
+    for c in cols:
+        if c not in rewards:
+            rewards[c] = math.nan
+    summary = summary.merge(rewards[cols], on=["study", "reward"], how="left")
+    summary["peak_kl"] = summary.peak_sqrt_kl**2
+    summary["family"] = summary.optimizer.map(fams)
+    summary["reducer"] = [
+        red if isinstance(red, str) else ("rule" if kind == "rule" else "single" if kind == "learned" else kind)
+        for red, kind in zip(summary.reducer, summary.kind, strict=True)
+    ]  # fmt: skip
+    if not rl.empty:
+        rl["family"] = rl.optimizer.map(fams).fillna(TRAINED)
+    return studies, summary, rl
+
+
+def in_block(df: pd.DataFrame, block: int) -> pd.DataFrame:
+    """Rows of studies that belong to grid `block`."""
+    return df[df.blocks.astype(str).str.split().apply(lambda b: str(block) in b)]
+
+
+# ---------------------------------------------------------------- analyses
+
+
+FIXED_SPREAD = 0.05  # an axis whose values within a seed differ by less than 5% is held fixed
+
+
+def _fixed(values: pd.Series) -> bool:
+    v = values.dropna().to_numpy(float)
+    return len(v) == 0 or (v.max() - v.min()) <= FIXED_SPREAD * abs(v.max())
+
+
+def varies_alone(d: pd.DataFrame, axis: str, min_values: int) -> bool:
+    """Whether `axis` takes at least `min_values` values within one seed while the other axes
+    are fixed within every seed. Pair counts differ a little by seed and by policy (ties are
+    dropped), so an axis counts as fixed when its values within a seed span under 5%."""
+    if d.empty:
+        return False
+    by_seed = d.groupby("seed")
+    if by_seed[axis].nunique().max() < min_values or all(by_seed[axis].apply(_fixed)):
+        return False
+    return all(by_seed[o].apply(_fixed).all() for o in AXES if o != axis)
+
+
+def scaling(summary: pd.DataFrame) -> pd.DataFrame:
+    """Slope of every metric against log10 of each axis that varies alone (see module doc)."""
+    learned = summary[summary.reducer == "single"]
+    rows = []
+    for axis in AXES:
+        if not varies_alone(learned, axis, 3):
+            continue
+        fams = families(learned)
+        for opt, d in learned.groupby("optimizer"):
+            fam = fams[opt]
+            x = np.log10(d[axis].to_numpy(float))
+            for m in METRICS:
+                fit = fit_line(x, d[m].to_numpy(float))
+                rows.append(dict(axis=axis, optimizer=opt, family=fam, metric=m, **fit))
+    return pd.DataFrame(rows)
+
+
+def scaling_within(summary: pd.DataFrame) -> pd.DataFrame:
+    """When no axis varies alone (a grid over two axes): `scaling` of one axis within each level
+    of another, with ``held_axis`` naming the held axis and ``held_value`` its level; a set of
+    studies already fitted under another held axis is not fitted again."""
+    learned = summary[summary.reducer == "single"]
+    out, seen = [], set()
+    for held in AXES:
+        if learned.empty or learned.groupby("seed")[held].nunique().max() < 2:
+            continue
+        for x, sub in learned.groupby(levels(learned, held)):
+            studies = frozenset(sub.study)
+            if studies in seen:  # the same studies held by another axis (pairs that follow policy)
+                continue
+            seen.add(studies)
+            sc = scaling(sub)
+            if len(sc):
+                out.append(sc.assign(held_axis=held, held_value=x))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def levels(d: pd.DataFrame, axis: str) -> pd.Series:
+    """The level of `axis` of each row: its rank among the values of its seed, named by the mean
+    value of that rank over seeds ("all pairs" is 6,637 pairs in one seed and 6,705 in another)."""
+    rank = d.groupby("seed")[axis].rank(method="dense")
+    return rank.map(d.groupby(rank)[axis].mean())
+
+
+def per_x(summary: pd.DataFrame, axis: str, metric: str) -> pd.DataFrame:
+    """Mean and 95% interval over seeds of `metric` at each level of `axis` (single models)."""
+    rows = []
+    single = summary[summary.reducer == "single"]
+    for (opt, x), d in single.assign(_x=levels(single, axis)).groupby(["optimizer", "_x"]):
+        m, se, h, n = mean_ci(d[metric].to_numpy(float))
+        rows.append(dict(optimizer=opt, x=x, mean=m, se=se, ci95=h, n=n))
+    return pd.DataFrame(rows)
+
+
+def kl_penalty(rl: pd.DataFrame) -> pd.DataFrame:
+    """For each trained optimizer, reward and β > 0: final KL and gold, and gold minus the β = 0
+    curve's gold at the same KL (same seed, optimizer and reward), mean ± standard error over
+    seeds."""
+    rows = []
+    for (opt, reward), d in rl.groupby(["optimizer", "reward"]):
+        base = d[d.beta == 0]
+        for beta, db in d.groupby("beta"):
+            finals, diffs, peaks = [], [], []
+            for seed, ds in db.groupby("seed"):
+                ds = ds.sort_values("step")
+                last = ds.iloc[-1]
+                finals.append((last.kl, last.gold))
+                peaks.append(ds.gold.max())
+                b0 = base[base.seed == seed].sort_values("kl")
+                if beta > 0 and len(b0) > 1 and b0.kl.min() <= last.kl <= b0.kl.max():
+                    diffs.append(last.gold - np.interp(last.kl, b0.kl, b0.gold))
+            f = np.array(finals)
+            g, gse, _, n = mean_ci(f[:, 1])
+            dm, dse, dh, dn = mean_ci(np.array(diffs))
+            rows.append(dict(optimizer=opt, reward=reward, beta=beta, seeds=n, final_kl=float(np.mean(f[:, 0])),
+                             final_gold=g, final_gold_se=gse, peak_gold=float(np.mean(peaks)),
+                             gold_minus_unpenalised=dm, diff_se=dse, diff_ci95=dh, diff_seeds=dn))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def ensembles(summary: pd.DataFrame) -> pd.DataFrame:
+    """Peak gold, final gold and fall per optimizer, label-noise rate and reducer (over seeds)."""
+    d = summary[summary.reducer.isin(REDUCERS)]
+    rows = []
+    for (opt, flip, red), g in d.groupby(["optimizer", "flip_rate", "reducer"]):
+        row = dict(optimizer=opt, flip_rate=flip, reducer=red, seeds=g.seed.nunique())
+        for m in ("peak_gold", "final_gold", "gold_drop"):
+            mu, se, h, _ = mean_ci(g[m].to_numpy(float))
+            row.update({m: mu, f"{m}_ci95": h})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["reducer"] = pd.Categorical(out.reducer, REDUCERS)
+        out = out.sort_values(["optimizer", "flip_rate", "reducer"]).reset_index(drop=True)
+        out["reducer"] = out.reducer.astype(str)
+    return out
+
+
+def learned_vs_rule(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """RL final gold of learned rewards at each x against the rule's; the smallest x reaching
+    the rule's final gold minus one standard error, per axis."""
+    d = summary[summary.optimizer.map(families(summary)) == TRAINED]
+    rule = d[d.reward == RULE]
+    learned = d[d.reducer == "single"]
+    if rule.empty or learned.empty:
+        return pd.DataFrame(), {}
+    r_mean, r_se, _, n = mean_ci(rule.drop_duplicates("seed").final_gold.to_numpy(float))
+    if n == 1 or not math.isfinite(r_se):  # one seed: the measurement's own standard error
+        last = (
+            rl[(rl.reward == RULE) & (rl.optimizer.map(families(rl)) == TRAINED)]
+            .sort_values("step")
+            .iloc[-1]
+        )
+        r_se = float(last.gold_se_norm)
+    rows, smallest = [], {}
+    for axis in ("params", "train_pairs"):
+        if not varies_alone(learned, axis, 2):
+            continue
+        for x, g in learned.assign(_x=levels(learned, axis)).groupby("_x"):
+            m, se, _, k = mean_ci(g.final_gold.to_numpy(float))
+            pk, _, _, _ = mean_ci(g.peak_gold.to_numpy(float))
+            rows.append(dict(axis=axis, x=x, seeds=k, learned_final_gold=m, learned_final_se=se,
+                             learned_peak_gold=pk, rule_final_gold=r_mean, rule_se=r_se,
+                             reaches=bool(m >= r_mean - r_se)))  # fmt: skip
+        hits = [r["x"] for r in rows if r["axis"] == axis and r["reaches"]]
+        smallest[axis] = min(hits) if hits else None
+    return pd.DataFrame(rows), smallest
+
+
+def rm_accuracy(reward_models: pd.DataFrame) -> pd.DataFrame:
+    """Held-out pair accuracy of the reward models at each level of each axis that varies
+    alone (≥ 2 values): mean and 95% interval over seeds of the test and train accuracy and of
+    the accuracy in each gold-margin bin (``acc_margin_*``), and whether the mean test accuracy
+    is above that of the level below (``rises``; NaN for the lowest level)."""
+    if reward_models.empty or "test_accuracy" not in reward_models:
+        return pd.DataFrame()
+    bins = [c for c in reward_models.columns if c.startswith("acc_margin_")]
+    rows = []
+    for axis in AXES:
+        if axis not in reward_models or not varies_alone(reward_models, axis, 2):
+            continue
+        d = reward_models.assign(_x=levels(reward_models, axis))
+        prev = math.nan
+        for x, g in d.groupby("_x"):
+            m, _, h, n = mean_ci(g.test_accuracy.to_numpy(float))
+            row = dict(axis=axis, x=x, seeds=n, test_accuracy=m, test_accuracy_ci95=h,
+                       train_accuracy=float(g.train_accuracy.mean()),
+                       rises=math.nan if not math.isfinite(prev) else bool(m > prev))  # fmt: skip
+            for b in bins:
+                bm, _, bh, _ = mean_ci(g[b].to_numpy(float))
+                row.update({b: bm, f"{b}_ci95": bh})
+            rows.append(row)
+            prev = m
+    return pd.DataFrame(rows)
+
+
+# Gao et al. 2022's stated direction of each finding (+1 rises, -1 falls, 0 no trend) against
+# log reward-model parameters, log preference pairs and log policy parameters ("weak dependence
+# on policy size"), as the lab reads their results on each; what they state, and what the lab
+# measures for it.
+GAO = {
+    ("params", "sample", "alpha"): (+1, "α_bon rises with RM size, about linearly in log params"),
+    ("params", "sample", "beta"): (
+        -1,
+        "β_bon falls with RM size: larger RMs are overoptimised later",
+    ),
+    ("params", "sample", "peak_gold"): (+1, "larger RMs reach a higher best-of-n gold peak"),
+    ("params", "sample", "peak_kl"): (+1, "the best-of-n peak moves to larger KL (d* = α/2β)"),
+    ("params", "trained", "alpha"): (0, "α_RL changes little with RM size"),
+    ("params", "trained", "beta"): (-1, "β_RL falls with RM size"),
+    ("params", "trained", "peak_gold"): (+1, "larger RMs reach a higher RL gold peak"),
+    ("params", "trained", "peak_kl"): (+1, "the RL peak moves to larger KL"),
+    ("train_pairs", "sample", "alpha"): (+1, "more data: higher gold (α_bon rises)"),
+    ("train_pairs", "sample", "peak_gold"): (+1, "more data: a higher best-of-n peak"),
+    ("train_pairs", "trained", "peak_gold"): (+1, "more data: a higher RL peak"),
+    ("train_pairs", "sample", "gold_drop"): (-1, "more data: less Goodharting after the peak"),
+    ("policy_params", "sample", "peak_kl"): (0, "policy size barely moves the KL of the peak"),
+    ("policy_params", "trained", "peak_kl"): (0, "policy size barely moves the KL of the peak"),
+}
+
+
+def gao_findings(fits: pd.DataFrame) -> pd.DataFrame:
+    """Gao et al. 2022's direction of each finding (`GAO`) beside the lab's slope per decade
+    with its 95% interval, and the verdict: for a stated rise or fall, *reproduced* when the
+    interval excludes 0 on the stated side, *not reproduced* when it excludes 0 on the other
+    side, *not established* when it includes 0; for a stated absence of trend, *reproduced*
+    when the interval includes 0 and *not reproduced* otherwise."""
+    rows = []
+    if fits.empty:
+        return pd.DataFrame()
+    fam = fits.family if "family" in fits else fits.optimizer.map(families(fits))
+    for (axis, f, metric), (sign, text) in GAO.items():
+        sel = fits[(fits.axis == axis) & (fam == f) & (fits.metric == metric)]
+        for r in sel.itertuples():
+            lo, hi = r.slope_lo, r.slope_hi
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                verdict, why = "not established", "too few points for an interval"
+            elif sign == 0:
+                zero = lo <= 0 <= hi
+                verdict = "reproduced" if zero else "not reproduced"
+                why = "interval includes 0" if zero else "interval excludes 0"
+            elif lo > 0 or hi < 0:
+                ok = (lo > 0) == (sign > 0)
+                verdict = "reproduced" if ok else "not reproduced"
+                why = (
+                    "interval excludes 0 on the stated side" if ok else "significant, opposite sign"
+                )
+            else:
+                verdict, why = "not established", "interval includes 0"
+            held = (
+                {"held_axis": r.held_axis, "held_value": r.held_value}
+                if "held_axis" in fits
+                else {}
+            )
+            rows.append(dict(axis=axis, **held, optimizer=r.optimizer, metric=metric, gao=text,
+                             gao_sign=sign, slope=r.slope, slope_lo=lo, slope_hi=hi, n=r.n,
+                             verdict=verdict, reason=why))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _interp_gold(curve: pd.DataFrame, kl: float) -> float:
+    """Gold of a measured RL curve at KL = `kl` (linear in KL; its last gold beyond its range)."""
+    c = curve.sort_values("kl")
+    return float(np.interp(kl, c.kl.to_numpy(float), c.gold.to_numpy(float)))
+
+
+def frontier(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The hackability frontier of RL over a grid of reward-model size × preference pairs.
+
+    For every RL run against a learned reward (one study, seed s) and the same study's run
+    against the rule: ``gap_final`` = learned final gold − the rule's gold at the learned run's
+    final KL (on the rule's curve, its last gold beyond it), and ``gap_stop`` = the learned run's
+    gold when it had spent the rule's final KL (early stopping at the rule's KL budget) − the
+    rule's final gold. Per cell (size, pairs): mean and standard error over seeds; a cell
+    ``reaches`` the rule when mean ≥ −se. The crossing: the reaching cells with no reaching cell
+    below them in both size and pairs (smallest first); when none reaches, least squares
+    gap = a + b·log10(params) + c·log10(pairs) over all runs, the size where it meets 0 at the
+    grid's largest pairs, with a 95% interval from a bootstrap over seeds (an extrapolation).
+    """
+    d = summary[summary.optimizer.map(families(summary)) == TRAINED]
+    learned = d[d.reducer == "single"]
+    rule = d[d.reward == RULE]
+    if learned.empty or rule.empty or rl.empty:
+        return pd.DataFrame(), {}
+    if learned.params.nunique() < 2 or learned.groupby("seed").train_pairs.nunique().max() < 2:
+        return pd.DataFrame(), {}
+    curve = {k: g.sort_values("step") for k, g in rl.groupby(["study", "optimizer", "reward"])}
+    runs = []
+    for r in learned.itertuples():
+        mine = curve.get((r.study, r.optimizer, r.reward))
+        base = curve.get((r.study, r.optimizer, RULE))
+        if mine is None or base is None:
+            continue
+        last, base_last = mine.iloc[-1], base.iloc[-1]
+        runs.append(dict(study=r.study, seed=r.seed, params=r.params, train_pairs=r.train_pairs,
+                         learned_final_gold=last.gold, learned_final_kl=last.kl,
+                         rule_final_gold=base_last.gold, rule_final_kl=base_last.kl,
+                         gap_final=last.gold - _interp_gold(base, last.kl),
+                         gap_stop=_interp_gold(mine, base_last.kl) - base_last.gold))  # fmt: skip
+    runs = pd.DataFrame(runs)
+    if runs.empty:
+        return runs, {}
+    runs["size"] = levels(runs, "params")
+    runs["pairs"] = levels(runs, "train_pairs")
+    rows = []
+    for (x, p), g in runs.groupby(["size", "pairs"]):
+        row = dict(params=x, train_pairs=p, seeds=g.seed.nunique())
+        for k in ("gap_final", "gap_stop"):
+            m, se, h, n = mean_ci(g[k].to_numpy(float))
+            se = se if math.isfinite(se) else 0.0
+            row.update({k: m, f"{k}_se": se, f"{k}_ci95": h, f"{k}_reaches": bool(m >= -se)})
+        rows.append(row)
+    cells = pd.DataFrame(rows)
+    crossing = {k: _crossing(cells, runs, k) for k in ("gap_final", "gap_stop")}
+    return cells, crossing
+
+
+def _crossing(cells: pd.DataFrame, runs: pd.DataFrame, key: str, boots: int = 2000) -> dict:
+    hit = cells[cells[f"{key}_reaches"]]
+    if len(hit):
+        front = [r for r in hit.itertuples() if not any(
+            (o.params <= r.params and o.train_pairs <= r.train_pairs and o.Index != r.Index)
+            for o in hit.itertuples())]  # fmt: skip
+        front.sort(key=lambda r: (r.params, r.train_pairs))
+        return dict(kind="measured", cells=[(float(r.params), float(r.train_pairs)) for r in front])
+    X = np.column_stack([np.ones(len(runs)), np.log10(runs.params), np.log10(runs.train_pairs)])
+    y = runs[key].to_numpy(float)
+    lp = math.log10(runs.pairs.max())
+
+    def cross(Xs: np.ndarray, ys: np.ndarray) -> float:
+        a, b, c = np.linalg.lstsq(Xs, ys, rcond=None)[0]
+        return (-a - c * lp) / b if b > 0 else math.inf  # log10 params where the gap meets 0
+
+    est = cross(X, y)
+    seeds = runs.seed.unique()
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(boots):
+        pick = rng.choice(seeds, len(seeds), replace=True)
+        idx = np.concatenate([np.flatnonzero(runs.seed.to_numpy() == s) for s in pick])
+        draws.append(cross(X[idx], y[idx]))
+    draws = np.array(draws)
+    lo, hi = np.quantile(draws, [0.025, 0.975]) if len(draws) else (math.nan, math.nan)
+    return dict(kind="extrapolated", at_pairs=float(runs.pairs.max()),
+                log10_params=float(est), params=float(10**est) if math.isfinite(est) else math.inf,
+                params_lo=float(10**lo) if math.isfinite(lo) else math.inf,
+                params_hi=float(10**hi) if math.isfinite(hi) else math.inf,
+                never=float(np.mean(~np.isfinite(draws))))  # fmt: skip
+
+
+def eval_vs_gen(summary: pd.DataFrame) -> pd.DataFrame:
+    """Reward-model size × policy size: peak gold and fall of every optimizer against each
+    learned reward, mean and 95% interval over seeds per (policy, reward model) size, with the
+    ratio of reward-model to policy parameters, and whether the fall is significantly above 0
+    (``hacked``: the 95% interval of the fall over seeds lies above 0)."""
+    learned = summary[summary.reducer == "single"]
+    if learned.empty or learned.policy_params.nunique() < 2 or learned.params.nunique() < 2:
+        return pd.DataFrame()
+    d = learned.assign(_p=levels(learned, "policy_params"), _r=levels(learned, "params"))
+    rows = []
+    for (opt, pp, rp), g in d.groupby(["optimizer", "_p", "_r"]):
+        row = dict(
+            optimizer=opt, policy_params=pp, params=rp, ratio=rp / pp, seeds=g.seed.nunique()
+        )
+        for m in ("peak_gold", "gold_drop", "final_gold"):
+            mu, _, h, _ = mean_ci(g[m].to_numpy(float))
+            row.update({m: mu, f"{m}_ci95": h})
+        h = row["gold_drop_ci95"]
+        row["hacked"] = bool(math.isfinite(h) and row["gold_drop"] - h > 0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+EXAMPLE_KINDS = (
+    "classifier",
+    "demos",
+    "likelihood_ratio",
+    "program",
+    "function",
+)  # not comparisons
+
+
+def by_reward(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer and reward, over seeds: mean and 95% interval (Student t) of peak gold,
+    final gold, fall (peak − final) and final KL, and, where the rule was optimised by the same
+    optimizer in the same studies, the final gold minus the rule's (paired by seed)."""
+    rows = []
+    for (opt, reward), g in summary.groupby(["optimizer", "reward"], sort=False):
+        kind = g.kind.dropna().iloc[0] if g.kind.notna().any() else None
+        row = dict(optimizer=opt, reward=reward, kind=kind, seeds=g.seed.nunique())
+        for m in ("peak_gold", "final_gold", "gold_drop", "final_kl"):
+            mu, _, h, _ = mean_ci(g[m].to_numpy(float))
+            row.update({m: mu, f"{m}_ci95": h})
+        rule = summary[(summary.optimizer == opt) & (summary.reward == RULE)]
+        if len(rule) and reward != RULE:
+            paired = g.merge(rule[["study", "final_gold"]], on="study", suffixes=("", "_rule"))
+            mu, _, h, k = mean_ci((paired.final_gold - paired.final_gold_rule).to_numpy(float))
+            row.update(minus_rule=mu, minus_rule_ci95=h, paired_seeds=k)
+        rows.append(row)
+    return pd.DataFrame(rows)
