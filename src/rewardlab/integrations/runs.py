@@ -25,7 +25,6 @@ from rewardlab.errors import RewardLabError
 from rewardlab.models import resolve_device
 from rewardlab.rewards import Reward
 from rewardlab.rewards.base import columns_for
-from rewardlab.rewards.ensemble import EnsembleReward
 from rewardlab.rewards.guard import GuardedReward
 
 
@@ -75,7 +74,7 @@ class RunRewards:
     def members(self, name: str) -> list[Callable[..., list[float]]]:
         """The member rewards of an ensemble reward `name` ([] for any other kind)."""
         fn = self.get(name).fn
-        return list(fn.members) if isinstance(fn, EnsembleReward) else []
+        return list(getattr(fn, "members", None) or [])
 
 
 def load_run_rewards(

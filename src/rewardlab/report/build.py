@@ -224,7 +224,7 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
     cfg = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
     ex_html = ""
     if len(examples):
-        ex = examples[examples.reward != "rule"][
+        ex = examples[examples.reward != RULE][
             ["reward", "prompt", "where", "n", "completion", "proxy_raw", "gold_raw"]
         ]
         ex_html = (

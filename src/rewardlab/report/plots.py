@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 
 from rewardlab.measure import Fit  # noqa: E402
 from rewardlab.optimize.curves import SAMPLE, families  # noqa: E402
+from rewardlab.rewards.base import RULE  # noqa: E402
 
 
 def _save(fig, path: Path, tight: bool = True) -> Path:
@@ -110,7 +111,7 @@ def plot_examples(examples: pd.DataFrame, out: Path, per_reward: int = 2) -> Pat
     """What the proxy loves: completions picked at the gold peak and at the largest n."""
     lines = []
     for name, ex in examples.groupby("reward", sort=False):
-        if name == "rule":
+        if name == RULE:
             continue
         lines.append(f"■ {name}")
         for prompt, e in list(ex.groupby("prompt", sort=False))[:per_reward]:
