@@ -35,6 +35,19 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def errors_as_json(app: FastAPI, not_found: str = "no page or endpoint", hint: str = "") -> None:
+    """An unknown path (404: "`not_found` METHOD PATH`hint`") or method (405) answers in the
+    `error` form, as every other refusal of the app does."""
+
+    @app.exception_handler(404)
+    async def _not_found(request: Request, exc):
+        return error(404, f"{not_found} {request.method} {request.url.path}{hint}")
+
+    @app.exception_handler(405)
+    async def _wrong_method(request: Request, exc):
+        return error(405, f"{request.method} is not allowed on {request.url.path}")
+
+
 def strip_paths(text: str) -> str:
     """`text` with every absolute path shortened to its last component (``/a/b/run`` -> ``run``)."""
     return _PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)

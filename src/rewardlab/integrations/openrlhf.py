@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request
 
 from rewardlab.common.http import error as _error
-from rewardlab.common.http import guard, loads, read_body, strip_paths
+from rewardlab.common.http import errors_as_json, guard, loads, read_body, strip_paths
 from rewardlab.errors import RewardLabError
 from rewardlab.integrations.runs import RunRewards, Scorer
 
@@ -169,7 +169,7 @@ def make_app(rr: RunRewards, names: Sequence[str], cfg: ServerConfig | None = No
         cfg.stats["samples"] += len(prompts)
         return out
 
-    _error_handlers(app)
+    errors_as_json(app, "no endpoint", "; use POST /get_reward")
     return app
 
 
@@ -178,15 +178,3 @@ def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 5000) -> None:
     from rewardlab.common.http import serve as serve_bounded
 
     serve_bounded(app, host, port)
-
-
-def _error_handlers(app: FastAPI) -> None:
-    """An unknown path or method answers in the app's JSON error form."""
-
-    @app.exception_handler(404)
-    async def not_found(request: Request, exc):
-        return _error(404, f"no endpoint {request.method} {request.url.path}; use POST /get_reward")
-
-    @app.exception_handler(405)
-    async def wrong_method(request: Request, exc):
-        return _error(405, f"{request.method} is not allowed on {request.url.path}")

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from rewardlab.common.http import error as _error
-from rewardlab.common.http import guard, loads, read_body
+from rewardlab.common.http import errors_as_json, guard, loads, read_body
 from rewardlab.errors import RewardLabError
 from rewardlab.label.store import SCHEMA_VERSION, Store
 
@@ -131,7 +131,7 @@ def make_app(
 
     _admin_routes(app, store, caller, run_dir)
 
-    _error_handlers(app)
+    errors_as_json(app)
     return app
 
 
@@ -279,18 +279,6 @@ def _admin_routes(app: FastAPI, store: Store, caller, run_dir: str | Path | None
         if format == "label-studio":
             return {"tasks": label_studio(store.labels())}
         return _error(400, "format is trl or label-studio")
-
-
-def _error_handlers(app: FastAPI) -> None:
-    """An unknown path or method answers in the app's JSON error form."""
-
-    @app.exception_handler(404)
-    async def not_found(request: Request, exc):
-        return _error(404, f"no page or endpoint {request.method} {request.url.path}")
-
-    @app.exception_handler(405)
-    async def wrong_method(request: Request, exc):
-        return _error(405, f"{request.method} is not allowed on {request.url.path}")
 
 
 def _pages(app: FastAPI) -> None:
