@@ -1,4 +1,4 @@
-"""Optimizers behind one contract (`optimize.base`): best-of-n (sample-based) and TRL's trainers.
+"""Optimizers behind one contract (`optimize.curves`): best-of-n (sample-based) and TRL's trainers.
 
 `KINDS` maps each kind to its module; the study's ``optimizers:`` list is validated against the
 union of their configs (`specs.kind_union`) and each optimizer is run by its config's own module
