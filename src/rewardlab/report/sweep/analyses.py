@@ -37,7 +37,10 @@ def load_sweep_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     if studies.empty:
         raise RewardLabError(f"{out} is not a sweep folder: studies.csv is missing")
     summary = _read(out, "summary.csv")
-    fams = families(_read(out, "curves.csv")) if not summary.empty else {}
+    fams = {}
+    if not summary.empty and (out / "curves.csv").is_file():  # two columns of a large table
+        cols = pd.read_csv(out / "curves.csv", usecols=lambda c: c in ("optimizer", "family"))
+        fams = families(cols)
     rewards = _read(out, "rewards.csv")
     rl = _read(out, "measurements.csv")
     pol = {}
