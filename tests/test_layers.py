@@ -19,7 +19,7 @@ LAYERS = [
     ["rewardlab", "rewardlab.errors", "rewardlab.seeding", "rewardlab.progress",
      "rewardlab.common", "rewardlab.userfiles"],
     ["rewardlab.specs", "rewardlab.flops", "rewardlab.cache", "rewardlab.training", "rewardlab.models",
-     "rewardlab.sandbox", "rewardlab.sandbox_child", "rewardlab.label"],
+     "rewardlab.sandbox", "rewardlab.sandbox_child", "rewardlab.label", "rewardlab.provenance"],
     ["rewardlab.tasks", "rewardlab.inputs", "rewardlab.measure"],
     ["rewardlab.policy"],
     ["rewardlab.pool", "rewardlab.preferences"],
@@ -31,7 +31,7 @@ LAYERS = [
     ["rewardlab.config", "rewardlab.gridworld", "rewardlab.write_reward"],
     ["rewardlab.study"],
     ["rewardlab.api", "rewardlab.sweep", "rewardlab.integrations", "rewardlab.config_reference"],
-    ["rewardlab.cli", "rewardlab.cli_groups"],
+    ["rewardlab.cli", "rewardlab.cli_groups", "rewardlab.__main__"],
 ]  # fmt: skip
 LAYERS[0][0] = "rewardlab.__init__"  # the package's own file (lazy `rewardlab.run` excepted)
 

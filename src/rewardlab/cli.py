@@ -192,6 +192,29 @@ def sweep(
     typer.echo(f"\nsweep folder: {folder}\nreport:       {folder / 'report.html'}")
 
 
+@app.command()
+def reproduce(
+    folders: Annotated[
+        list[Path], typer.Argument(help="committed results folders, e.g. docs/results/rm-scaling")
+    ],
+    work: Annotated[
+        Path | None,
+        typer.Option(help="output folder of the commands (default runs/reproduce/<name>)"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the commands and stop (nothing is run)")
+    ] = False,
+) -> None:
+    """Regenerate results folders at this checkout: run the commands in each one's
+    provenance.json, copy the files it lists, and write its new provenance.json."""
+    from rewardlab.provenance import reproduce as regenerate
+
+    if work is not None and len(folders) > 1:
+        raise RewardLabError("--work names one output folder: give one results folder with it")
+    for folder in folders:
+        regenerate(folder, work=work, log=typer.echo, dry_run=dry_run)
+
+
 @app.command("write-reward")
 def write_reward(
     task: Annotated[str, typer.Option(help="built-in task, .py file or module")] = "topics",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ from rewardlab.policy import stage_policy
 from rewardlab.pool import stage_pool
 from rewardlab.preferences import stage_file_preferences, stage_preferences
 from rewardlab.progress import quiet_libraries
+from rewardlab.provenance import write_provenance
 from rewardlab.report.build import build_report, write_results
 from rewardlab.report.tracking import track
 from rewardlab.rewards import KINDS, RULE, Reward
@@ -144,7 +146,9 @@ def run_study(
 
 
 def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str], None]) -> Study:
-    write_atomic(run_dir / "config.yaml", dump_config(cfg))
+    t0 = time.perf_counter()
+    config_text = dump_config(cfg)
+    write_atomic(run_dir / "config.yaml", config_text)
     study = Study(run_dir, cfg)
     ctx = build_rewards(cfg, cache, resolve_device(cfg.device), log)
     study.reward_models = _member_table(ctx.stages)
@@ -166,6 +170,8 @@ def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str
     study.summary = build_report(run_dir)
     for line in track(run_dir, cfg.tracking, cfg.model_dump(mode="json")):
         log(f"[tracking] {line}")
+    write_provenance(run_dir, config_text=config_text, seeds=[cfg.seed],
+                     seconds=time.perf_counter() - t0)  # fmt: skip
     return study
 
 

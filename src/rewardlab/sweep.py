@@ -42,6 +42,7 @@ from rewardlab.common.io import write_atomic
 from rewardlab.config import StudyConfig, dump_config, find_study, read_study
 from rewardlab.errors import Interrupted, RewardLabError, unwind_on_signals
 from rewardlab.inputs import check, rebase
+from rewardlab.provenance import write_provenance
 from rewardlab.specs import Strict
 
 DONE = "done.json"
@@ -322,7 +323,8 @@ def run_sweep(
     points = expand(cfg, source)
     out = Path(out or Path("runs") / cfg.sweep)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "sweep.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    sweep_text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    write_atomic(out / "sweep.yaml", sweep_text)
     backend = backend or cfg.backend
     workers = workers or cfg.workers or os.cpu_count() or 1
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -370,6 +372,8 @@ def run_sweep(
     from rewardlab.report.sweep import build_sweep_report
 
     build_sweep_report(out)
+    write_provenance(out, config_text=sweep_text, seeds=[p.config.seed for p in points],
+                     seconds=time.perf_counter() - t0, studies=len(points), run_now=len(jobs))  # fmt: skip
     failed = table[~table.ok]
     if len(failed):
         raise RewardLabError(
