@@ -111,6 +111,11 @@ def _print_summary(summary, run_dir: Path) -> None:
     from rewardlab.verdict import MARGIN
 
     typer.echo("\n" + textwrap.fill(LEGEND.format(margin=MARGIN), 100))
+    taken = run_dir / "takeaway.txt"
+    if taken.is_file():
+        typer.echo("\ntakeaway:")
+        for line in taken.read_text().splitlines():
+            typer.echo(textwrap.fill(line, 100, initial_indent="- ", subsequent_indent="  "))
 
 
 @app.command()

@@ -101,7 +101,7 @@ def write_provenance(
         "config_hash": config_hash(config_text),
         "seeds": sorted({int(s) for s in seeds}),
         "machine": machine(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command if command is not None else invoked_command(),
         "seconds": round(seconds, 1) if seconds is not None else None,
         **extra,
@@ -162,8 +162,10 @@ def reproduce(
     folder, root = Path(folder), Path(root)
     old = read_provenance(folder)
     commands, files = old.get("commands"), old.get("files")
-    if not isinstance(commands, list) or not commands or not all(
-        isinstance(c, str) for c in commands
+    if (
+        not isinstance(commands, list)
+        or not commands
+        or not all(isinstance(c, str) for c in commands)
     ):
         raise RewardLabError(f"{folder / FILE}: 'commands' must be a non-empty list of strings")
     if not isinstance(files, dict) or not files:
@@ -192,7 +194,7 @@ def reproduce(
         shutil.copyfile(work / src, root / dest)
     record = {
         **{k: made.get(k) for k in ("commit", "dirty", "config_hash", "seeds", "machine")},
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "what": old.get("what", ""),
         "commands": commands,
         "files": files,

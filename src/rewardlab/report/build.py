@@ -15,6 +15,7 @@ from rewardlab.errors import RewardLabError
 from rewardlab.measure import Fit
 from rewardlab.optimize.curves import CURVE_COLUMNS, SAMPLE, OptimizerResult, families, summarize
 from rewardlab.report import plots
+from rewardlab.report.takeaway import glossary_html, takeaway
 from rewardlab.rewards.base import RULE
 from rewardlab.verdict import MARGIN, NOT_HACKED, verdicts
 
@@ -231,7 +232,12 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
             "<h2>What the proxy loves</h2><p>The completion best-of-n picks on average at the gold peak (proxy rank ≈ N/(n+1)) and at the largest n (the proxy's favourite).</p>"
             + table(ex)
         )
-    body = f"""<h2>Reading</h2>{_reading(summary, fams, detail)}
+    last = trained.groupby(["optimizer", "reward"]).step.max().to_dict() if len(trained) else {}
+    lines = takeaway(summary, fams, rms, last)
+    write_atomic(run_dir / "takeaway.txt", "\n".join(lines) + "\n")
+    body = f"""<h2>Takeaway</h2><ul>{"".join(f"<li>{t}</li>" for t in lines)}</ul>
+<h2>Glossary</h2>{glossary_html()}
+<h2>Reading</h2>{_reading(summary, fams, detail)}
 <h2>Summary</h2>{table(summary)}
 <p>Rewards are normalised as in Gao et al. 2022: 0 is the base policy's mean, 1 its standard deviation.
 KL of best-of-n is its exact KL under the pool, ties and repeated completions included (Beirami et al. 2024);
