@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= studies/quick.yaml
 
-.PHONY: run test lint bench clean clean-runs
+.PHONY: run test lint bench results clean clean-runs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(VENV)/.installed /usr/bin/chromium
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks examples && $(BIN)/ruff format --check src tests benchmarks examples
+
+# every committed results folder regenerated at this checkout (hours on 2 cores; one folder:
+# `rewardlab reproduce docs/results/NAME`)
+results: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/rewardlab reproduce $(patsubst %/,%,$(dir $(wildcard docs/results/*/provenance.json)))
 
 bench: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_training.py
