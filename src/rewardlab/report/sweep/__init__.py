@@ -10,7 +10,7 @@ is never confounded with another one swept in a different grid. Within a grid:
   (Student t, n − 2 degrees of freedom) and the mean and 95% interval over seeds at each x;
 - **KL penalty**: when the ``beta`` of a trained optimizer varies: gold against KL for each β; for β > 0 the difference
   between its final gold and the unpenalised run's gold at the same KL (linear interpolation on
-  the β = 0 curve of the same seed and reward), mean ± standard error over seeds. A difference
+  the β = 0 curve of the same seed and reward), mean and standard error over seeds. A difference
   near 0 means the penalty moves the policy along the unpenalised curve (early stopping); a
   positive one, that it reaches a better frontier;
 - **ensembles**: when ensemble rewards (``name/mean|min|uwo``) are present: peak gold, final

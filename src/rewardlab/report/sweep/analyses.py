@@ -155,7 +155,7 @@ def per_x(summary: pd.DataFrame, axis: str, metric: str) -> pd.DataFrame:
 
 def kl_penalty(rl: pd.DataFrame) -> pd.DataFrame:
     """For each trained optimizer, reward and β > 0: final KL and gold, and gold minus the β = 0
-    curve's gold at the same KL (same seed, optimizer and reward), mean ± standard error over
+    curve's gold at the same KL (same seed, optimizer and reward), mean and standard error over
     seeds."""
     rows = []
     for (opt, reward), d in rl.groupby(["optimizer", "reward"]):

@@ -147,7 +147,7 @@ def plot_learned_vs_rule(table: pd.DataFrame, axis: str, path: Path) -> Path:
                 capsize=3, label="learned reward: final gold")  # fmt: skip
     ax.plot(d.x, d.learned_peak_gold, "s--", alpha=0.6, label="learned reward: peak gold")
     r, se = d.rule_final_gold.iloc[0], d.rule_se.iloc[0]
-    ax.axhspan(r - se, r + se, color="C2", alpha=0.3, label="rule: final gold ± 1 se")
+    ax.axhspan(r - se, r + se, color="C2", alpha=0.3, label="rule: final gold, band of 1 SE")
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(AXES[axis])
@@ -200,7 +200,7 @@ def plot_frontier(cells: pd.DataFrame, crossing: dict, path: Path) -> Path:
             i, j = ps.index(r.train_pairs), xs.index(r.params)
             grid[i, j] = getattr(r, key)
             mark = " ✓" if getattr(r, f"{key}_reaches") else ""
-            ax.text(j, i, f"{grid[i, j]:.2f}\n±{getattr(r, f'{key}_se'):.2f}{mark}", ha="center",
+            ax.text(j, i, f"{grid[i, j]:.2f}\n(SE {getattr(r, f'{key}_se'):.2f}){mark}", ha="center",
                     va="center", fontsize=7)  # fmt: skip
         lim = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
         im = ax.imshow(grid, origin="lower", cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
