@@ -5,9 +5,10 @@ is never confounded with another one swept in a different grid. Within a grid:
 
 - **scaling**: for x in (reward-model parameters, preference pairs, policy parameters), when x
   takes at least three values and the other two are fixed: every metric ``y`` (α, β of the fit
-  of each optimizer, peak gold, KL at the peak, gold fall) against ``log10 x``, with the least-
-  squares line ``y = a + b·log10 x`` over all seeds' points, the slope's 95% interval
-  (Student t, n − 2 degrees of freedom) and the mean and 95% interval over seeds at each x;
+  of each optimizer, peak gold, KL at the peak, gold fall) against ``log10 x``: one least-
+  squares line ``y = a + b·log10 x`` per seed, the slope the mean of the seeds' slopes with a
+  95% Student-t interval over seeds (k − 1 degrees of freedom; with one seed, over its points),
+  and the mean and 95% interval over seeds at each x;
 - **KL penalty**: when the ``beta`` of a trained optimizer varies: gold against KL for each β; for β > 0 the difference
   between its final gold and the unpenalised run's gold at the same KL (linear interpolation on
   the β = 0 curve of the same seed and reward), mean and standard error over seeds. A difference

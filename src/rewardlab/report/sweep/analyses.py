@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rewardlab.common.stats import fit_line, mean_ci
+from rewardlab.common.stats import fit_line_by_seed, mean_ci
 from rewardlab.errors import RewardLabError
 from rewardlab.optimize.curves import TRAINED, families
 from rewardlab.rewards.base import RULE
@@ -100,7 +100,8 @@ def varies_alone(d: pd.DataFrame, axis: str, min_values: int) -> bool:
 
 
 def scaling(summary: pd.DataFrame) -> pd.DataFrame:
-    """Slope of every metric against log10 of each axis that varies alone (see module doc)."""
+    """Slope of every metric against log10 of each axis that varies alone, its interval
+    clustered by seed (`fit_line_by_seed`; see module doc)."""
     learned = summary[summary.reducer == "single"]
     rows = []
     for axis in AXES:
@@ -111,7 +112,7 @@ def scaling(summary: pd.DataFrame) -> pd.DataFrame:
             fam = fams[opt]
             x = np.log10(d[axis].to_numpy(float))
             for m in METRICS:
-                fit = fit_line(x, d[m].to_numpy(float))
+                fit = fit_line_by_seed(x, d[m].to_numpy(float), d.seed.to_numpy())
                 rows.append(dict(axis=axis, optimizer=opt, family=fam, metric=m, **fit))
     return pd.DataFrame(rows)
 

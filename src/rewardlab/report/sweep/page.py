@@ -47,10 +47,13 @@ COLUMNS = {  # what the sweep report's table columns mean (shown under each tabl
     "seeds": "seeds behind the row's means",
     "n": "points (studies × levels) behind a fitted line",
     "paired_seeds": "seeds in which both rewards of a paired difference ran",
-    "slope": "least-squares slope per decade of the axis (y = intercept + slope·log10 x)",
-    "slope_lo": "95% interval of the slope (Student t, n − 2 degrees of freedom): low end",
+    "slope": "least-squares slope per decade of the axis (y = intercept + slope·log10 x), the "
+    "mean of one line per seed",
+    "slope_lo": "95% interval of the slope, Student t over seeds (k − 1 degrees of freedom; over "
+    "points when there is one seed): low end",
     "slope_hi": "95% interval of the slope: high end",
-    "slope_se": "standard error of the slope",
+    "slope_se": "standard error of the slope (over seeds)",
+    "interval_over": "what the interval is over: seeds, or points when there is one seed",
     "r2": "share of the variance the line explains",
     "test_accuracy": "share of held-out preference pairs the reward model ranks as gold does",
     "train_accuracy": "the same on its training pairs",
