@@ -255,3 +255,34 @@ def test_a_grpo_run_prints_no_transformers_warning(tmp_path):
     assert len({len(g) for g in per_prompt}) == 1 and len(per_prompt[0]) > 1
     np.testing.assert_allclose([g.mean() for g in per_prompt], m.gold, rtol=1e-6, atol=1e-7)
     assert "verdict" in pd.read_csv(tmp_path / "run" / "summary.csv")
+
+
+def test_rl_to_a_kl_budget_stops_at_the_first_measurement_that_reaches_it(tmp_path):
+    # the same run without a budget (deterministic): the budget is set to the KL it measured at
+    # step 4, so the budgeted run must stop there, not at its cap of 8 steps
+    free = run_study(rl_config(tmp_path, rewards=["rm-a"], steps=8), tmp_path / "free",
+                     log=lambda m: None)  # fmt: skip
+    c = pd.read_csv(free.stages["grpo-rm-a"].path / "curve.csv").set_index("step").kl
+    assert c[4] > max(c[0], c[2]) > -1  # the KL grows over the first measurements
+    budget = float(c[4])
+    s = run_study(rl_config(tmp_path, rewards=["rm-a"], steps=8, kl_budget=budget),
+                  tmp_path / "budget", log=lambda m: None)  # fmt: skip
+    got = pd.read_csv(s.stages["grpo-rm-a"].path / "curve.csv")
+    assert list(got.step) == [0, 2, 4]
+    assert got.kl.iloc[-1] == pytest.approx(budget) and (got.kl.iloc[:-1] < budget).all()
+    assert s.stages["grpo-rm-a"].hash != free.stages["grpo-rm-a"].hash
+    # a curve whose peak is its last point is censored, read off curves.csv independently
+    summary = pd.read_csv(tmp_path / "budget" / "summary.csv")
+    curves = pd.read_csv(tmp_path / "budget" / "curves.csv")
+    for r in summary.itertuples():
+        g = curves[(curves.optimizer == r.optimizer) & (curves.reward == r.reward)]
+        g = g.sort_values("step").gold.to_numpy()  # best-of-n's step is its n
+        assert r.censored == (g.argmax() == len(g) - 1)
+
+
+def test_an_unset_kl_budget_keys_the_rl_stage_as_before_it_existed():
+    from rewardlab.cache import keyable
+    from rewardlab.optimize.rl import Config
+
+    assert "kl_budget" not in keyable(Config())
+    assert keyable(Config(kl_budget=3.0))["kl_budget"] == 3.0

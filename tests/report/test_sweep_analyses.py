@@ -92,6 +92,32 @@ def test_learned_vs_rule_finds_the_smallest_size_within_one_se():
     assert t.rule_se.iloc[0] == pytest.approx(0.1)
     assert t.reaches.tolist() == [False, True, True]
     assert smallest == {"params": 100}
+    assert set(t.compared_at) == {"final step"}  # no curves: at equal steps
+
+
+def test_learned_vs_rule_compares_at_matched_kl_when_the_curves_are_there():
+    # the rule's curve in every study: KL 0, 2, 8 with gold 0, 0.6, 1.0. Learned runs stop at
+    # KL 2: size 10 ends at gold 0.6 ± 0.02 (the rule's gold at KL 2: gap 0 by hand), size 1
+    # at 0.2 (gap -0.4). At equal steps size 10 (0.6) misses the rule's final 1.0 by far.
+    rows, rl = [], []
+    for seed, off in ((0, -0.02), (1, 0.02)):
+        for p, g in ((1, 0.2), (10, 0.6 + off)):
+            st = f"s{seed}-{p}"
+            rows += [dict(study=st, seed=seed, optimizer="grpo", reward="rm", reducer="single",
+                          params=p, train_pairs=100, policy_params=7, final_gold=g, final_kl=2.0,
+                          peak_gold=g),
+                     dict(study=st, seed=seed, optimizer="grpo", reward="rule", reducer="rule",
+                          params=0, train_pairs=np.nan, policy_params=7, final_gold=1.0,
+                          final_kl=8.0, peak_gold=1.0)]  # fmt: skip
+            rl += [dict(study=st, seed=seed, optimizer="grpo", reward="rule", step=s, kl=k,
+                        gold=gg, gold_se_norm=0.01, family="trained")
+                   for s, k, gg in ((0, 0, 0), (10, 2, 0.6), (20, 8, 1.0))]  # fmt: skip
+    t, smallest = learned_vs_rule(pd.DataFrame(rows), pd.DataFrame(rl))
+    t = t.set_index("x")
+    assert set(t.compared_at) == {"matched KL"}
+    assert t.loc[10, "gap"] == pytest.approx(0.0) and t.loc[1, "gap"] == pytest.approx(-0.4)
+    assert t.loc[10, "gap_se"] == pytest.approx(0.02)  # std(-0.02, 0.02) / sqrt(2)
+    assert smallest == {"params": 10}
 
 
 def test_levels_pool_per_seed_values_of_one_rank():
@@ -232,6 +258,30 @@ def test_eval_vs_gen_ratio_and_hacked_flag():
     assert t.loc[(1000, 10), "gold_drop"] == pytest.approx(0.5) and t.loc[(1000, 10), "hacked"]
     assert not t.loc[(100, 1000), "hacked"]  # fall 0 ± 0.12 over seeds
     assert t.loc[(100, 10), "hacked"] and not t.loc[(1000, 1000), "hacked"]
+
+
+def test_eval_vs_gen_compares_policies_at_matched_kl():
+    from rewardlab.report.sweep.analyses import eval_vs_gen
+
+    # the small policy's curve is (KL, gold) (0, 0), (2, 1.0); the large one's goes on to
+    # (6, 0.5). At equal steps they differ by 0.5; at the matched KL 2 (the smallest final KL)
+    # both read 1.0. Seed 1's curves are shifted by 0.1 nats: at KL 2 both read 1.9 / 2.0.
+    rows, rl = [], []
+    for seed in (0, 1):
+        for pp, curve in ((100, ((0, 0.0), (2, 1.0))), (1000, ((0, 0.0), (2, 1.0), (6, 0.5)))):
+            for p in (10, 1000):
+                st = f"{seed}-{pp}-{p}"
+                last = curve[-1][1]
+                rows.append(dict(study=st, seed=seed, optimizer="grpo", reward="rm",
+                                 reducer="single", params=p, train_pairs=500, policy_params=pp,
+                                 peak_gold=1.0, final_gold=last, gold_drop=1.0 - last))  # fmt: skip
+                rl += [dict(study=st, seed=seed, optimizer="grpo", reward="rm", step=10 * i,
+                            kl=k + 0.1 * seed, gold=g) for i, (k, g) in enumerate(curve)]  # fmt: skip
+    t = eval_vs_gen(pd.DataFrame(rows), pd.DataFrame(rl)).set_index(["policy_params", "params"])
+    assert t.loc[(1000, 10), "final_gold"] == pytest.approx(0.5)
+    assert t.loc[(1000, 10), "matched_kl"] == pytest.approx(2.0)  # seed 0's small policy
+    for cell in ((100, 10), (1000, 10), (100, 1000), (1000, 1000)):
+        assert t.loc[cell, "gold_at_matched_kl"] == pytest.approx((1.0 + 0.95) / 2)
 
 
 def test_scaling_within_fits_each_axis_at_fixed_levels_of_the_other():

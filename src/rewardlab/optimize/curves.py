@@ -179,7 +179,9 @@ def summarize(
 ) -> pd.DataFrame:
     """One row per (optimizer, reward): gold at its peak and at the largest step, the fall
     between them (with a 95% interval over prompts when `by_prompt` is given), proxy at the
-    largest step, and the fitted coefficients (`fits` is {optimizer: {reward: Fit}}). The fall's
+    largest step, and the fitted coefficients (`fits` is {optimizer: {reward: Fit}}). A curve
+    whose peak is its last point is ``censored``: the budget (largest n, last step or KL budget)
+    ended it before gold turned, so its peak and its KL are lower bounds. The fall's
     interval needs per-prompt curves: it is given for optimizers that have rows in `by_prompt`."""
     rows = []
     per_prompt = set(by_prompt.optimizer) if by_prompt is not None and len(by_prompt) else set()
@@ -200,6 +202,7 @@ def summarize(
                 peak_step=int(c["step"].iloc[i]),
                 final_gold=c["gold"].iloc[-1],
                 gold_drop=c["gold"].iloc[i] - c["gold"].iloc[-1],
+                censored=bool(i == len(c) - 1),
                 drop_lo=lo,
                 drop_hi=hi,
                 final_proxy=c["proxy"].iloc[-1],

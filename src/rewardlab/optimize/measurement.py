@@ -94,11 +94,17 @@ def measure_policy(
 class Measure(TrainerCallback):
     """Every `every` steps (and at step 0 and the last step): `measure_policy` of the trained
     model; rows go to `curve_path`, written atomically after each measurement, and the trainer
-    is asked for a checkpoint, so a killed run resumes at its last measurement."""
+    is asked for a checkpoint, so a killed run resumes at its last measurement. With `stop_kl`,
+    training stops at the first measurement whose KL (k1) reaches it: the run ends at a KL
+    budget rather than at a step count (the steps are then a cap)."""
 
-    def __init__(self, every: int, curve_path: Path, **measure_kw):
-        self.every, self.curve_path, self.kw = every, curve_path, measure_kw
+    def __init__(self, every: int, curve_path: Path, stop_kl: float | None = None, **measure_kw):
+        self.every, self.curve_path, self.stop_kl, self.kw = every, curve_path, stop_kl, measure_kw
         self.rows = pd.read_csv(curve_path).to_dict("records") if curve_path.is_file() else []
+
+    def spent(self) -> bool:
+        """Whether the last measurement reached the KL budget."""
+        return self.stop_kl is not None and bool(self.rows) and self.rows[-1]["kl"] >= self.stop_kl
 
     def _record(self, model, step: int) -> None:
         if any(r["step"] == step for r in self.rows):
@@ -114,9 +120,14 @@ class Measure(TrainerCallback):
             r for r in self.rows if r["step"] <= state.global_step
         ]  # resumed: drop the future
         self._record(model, state.global_step)
+        if self.spent():  # resumed after its budget was reached: stop after one (unmeasured) step
+            control.should_training_stop = True
+        return control
 
     def on_step_end(self, args, state, control, model=None, **kw):
         if state.global_step % self.every == 0 or state.global_step == state.max_steps:
             self._record(model, state.global_step)
             control.should_save = True  # a trainer checkpoint at every measurement
+            if self.spent():
+                control.should_training_stop = True
         return control

@@ -46,7 +46,11 @@ class Config(Strict):
     rewards: list[str] = Field(
         default_factory=list, description="names of the rewards to optimise, one run each"
     )
-    steps: int = Field(100, ge=1, description="optimizer steps")
+    steps: int = Field(100, ge=1, description="optimizer steps (the cap, when kl_budget is set)")
+    kl_budget: float | None = Field(
+        None, gt=0, description="stop at the first measurement whose KL(pi || pi_init) (k1, nats) "
+        "reaches this; null: run all the steps",
+    )  # fmt: skip
     lr: float = Field(1e-3, gt=0, description="constant learning rate")
     beta: float = Field(0.0, ge=0, description="KL penalty coefficient of the trainer")
     prompts_per_step: int = Field(8, ge=1, description="prompts in each step's batch")
@@ -67,6 +71,13 @@ class Config(Strict):
     )  # fmt: skip
     refresh_prompts: int = Field(16, ge=1, description="prompts sampled at each refresh")
     refresh_samples: int = Field(4, ge=2, description="samples per prompt at each refresh")
+
+    def cache_key(self) -> dict:
+        """The fields that key the stage; an unset KL budget keys as before it existed."""
+        d = self.model_dump(mode="json")
+        if d["kl_budget"] is None:
+            del d["kl_budget"]
+        return d
 
     @model_validator(mode="after")
     def _refresh_fits(self) -> Config:
@@ -128,7 +139,7 @@ def stage_rl(
     measure = Measure(
         cfg.measure_every, work / CURVE_FILE, init_model=init, tok=tok, task=task,
         sampling=sampling, prompts=eval_prompts, samples=cfg.measure_samples, reward=proxy,
-        seed=seed, columns=columns_for(task, eval_prompts),
+        seed=seed, columns=columns_for(task, eval_prompts), stop_kl=cfg.kl_budget,
     )  # fmt: skip
     callbacks = [measure]  # measure first: a step's measurement uses the reward of that step
     if cfg.refresh_every:

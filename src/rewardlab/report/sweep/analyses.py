@@ -200,7 +200,12 @@ def ensembles(summary: pd.DataFrame) -> pd.DataFrame:
 
 def learned_vs_rule(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """RL final gold of learned rewards at each x against the rule's; the smallest x reaching
-    the rule's final gold minus one standard error, per axis."""
+    the rule, per axis. With the runs' curves (`rl`, measurements.csv) the comparison is at
+    matched KL: each learned run's final gold minus the same study's rule curve at the learned
+    run's final KL (`_interp_gold`), ``gap`` the mean over seeds, and a level reaches the rule
+    when gap ≥ −(its standard error over seeds) (``compared_at`` = ``matched KL``). Without
+    curves, at equal steps: the learned mean final gold against the rule's mean final gold minus
+    one standard error over seeds (``compared_at`` = ``final step``)."""
     d = summary[summary.optimizer.map(families(summary)) == TRAINED]
     rule = d[d.reward == RULE]
     learned = d[d.reducer == "single"]
@@ -214,6 +219,18 @@ def learned_vs_rule(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFra
             .iloc[-1]
         )
         r_se = float(last.gold_se_norm)
+    curve = (
+        {k: g.sort_values("step") for k, g in rl.groupby(["study", "optimizer", "reward"])}
+        if len(rl)
+        else {}
+    )
+    gaps = [np.nan] * len(learned)
+    if curve:
+        gaps = [r.final_gold - _interp_gold(curve[k], r.final_kl)
+                if (k := (r.study, r.optimizer, RULE)) in curve else np.nan
+                for r in learned.itertuples()]  # fmt: skip
+    learned = learned.assign(_gap=gaps)
+    matched = bool(np.isfinite(learned._gap).all())
     rows, smallest = [], {}
     for axis in ("params", "train_pairs"):
         if not varies_alone(learned, axis, 2):
@@ -221,9 +238,18 @@ def learned_vs_rule(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFra
         for x, g in learned.assign(_x=levels(learned, axis)).groupby("_x"):
             m, se, _, k = mean_ci(g.final_gold.to_numpy(float))
             pk, _, _, _ = mean_ci(g.peak_gold.to_numpy(float))
-            rows.append(dict(axis=axis, x=x, seeds=k, learned_final_gold=m, learned_final_se=se,
-                             learned_peak_gold=pk, rule_final_gold=r_mean, rule_se=r_se,
-                             reaches=bool(m >= r_mean - r_se)))  # fmt: skip
+            row = dict(axis=axis, x=x, seeds=k, learned_final_gold=m, learned_final_se=se,
+                       learned_final_kl=float(g.get("final_kl", pd.Series([np.nan])).mean()),
+                       learned_peak_gold=pk,
+                       rule_final_gold=r_mean, rule_se=r_se)  # fmt: skip
+            if matched:
+                gm, gse, gh, _ = mean_ci(g._gap.to_numpy(float))
+                gse = gse if math.isfinite(gse) else r_se
+                row.update(compared_at="matched KL", gap=gm, gap_se=gse, gap_ci95=gh,
+                           reaches=bool(gm >= -gse))  # fmt: skip
+            else:
+                row.update(compared_at="final step", reaches=bool(m >= r_mean - r_se))
+            rows.append(row)
         hits = [r["x"] for r in rows if r["axis"] == axis and r["reaches"]]
         smallest[axis] = min(hits) if hits else None
     return pd.DataFrame(rows), smallest
@@ -410,15 +436,30 @@ def _crossing(cells: pd.DataFrame, runs: pd.DataFrame, key: str, boots: int = 20
                 never=float(np.mean(~np.isfinite(draws))))  # fmt: skip
 
 
-def eval_vs_gen(summary: pd.DataFrame) -> pd.DataFrame:
+def eval_vs_gen(summary: pd.DataFrame, rl: pd.DataFrame | None = None) -> pd.DataFrame:
     """Reward-model size × policy size: peak gold and fall of every optimizer against each
     learned reward, mean and 95% interval over seeds per (policy, reward model) size, with the
     ratio of reward-model to policy parameters, and whether the fall is significantly above 0
-    (``hacked``: the 95% interval of the fall over seeds lies above 0)."""
+    (``hacked``: the 95% interval of the fall over seeds lies above 0). With the trained runs'
+    curves (`rl`), each trained optimizer's policies are also compared at matched KL: for each
+    reward-model size, ``matched_kl`` is the smallest final KL of its runs over policies and
+    seeds (every run reached it) and ``gold_at_matched_kl`` each run's gold there (linear in KL
+    on its curve), mean and 95% interval over seeds: at equal steps a larger policy has spent
+    more KL, and its gold is read further along the curve."""
     learned = summary[summary.reducer == "single"]
     if learned.empty or learned.policy_params.nunique() < 2 or learned.params.nunique() < 2:
         return pd.DataFrame()
     d = learned.assign(_p=levels(learned, "policy_params"), _r=levels(learned, "params"))
+    curve = (
+        {k: g for k, g in rl.groupby(["study", "optimizer", "reward"])}
+        if rl is not None and len(rl)
+        else {}
+    )
+    common = {}
+    for (opt, rp), g in d.groupby(["optimizer", "_r"]):
+        keys = [(r.study, opt, r.reward) for r in g.itertuples()]
+        if keys and all(k in curve for k in keys):
+            common[(opt, rp)] = min(float(curve[k].sort_values("step").kl.iloc[-1]) for k in keys)
     rows = []
     for (opt, pp, rp), g in d.groupby(["optimizer", "_p", "_r"]):
         row = dict(
@@ -429,6 +470,11 @@ def eval_vs_gen(summary: pd.DataFrame) -> pd.DataFrame:
             row.update({m: mu, f"{m}_ci95": h})
         h = row["gold_drop_ci95"]
         row["hacked"] = bool(math.isfinite(h) and row["gold_drop"] - h > 0)
+        if (opt, rp) in common:
+            kl = common[(opt, rp)]
+            at = [_interp_gold(curve[(r.study, opt, r.reward)], kl) for r in g.itertuples()]
+            mu, _, h, _ = mean_ci(np.array(at))
+            row.update(matched_kl=kl, gold_at_matched_kl=mu, gold_at_matched_kl_ci95=h)
         rows.append(row)
     return pd.DataFrame(rows)
 

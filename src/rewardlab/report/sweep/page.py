@@ -67,7 +67,12 @@ COLUMNS = {  # what the sweep report's table columns mean (shown under each tabl
     "beta": "Gao et al.'s β: how fast the fitted curve bends down",
     "minus_rule": "final gold minus the rule's final gold in the same seed (paired)",
     "reaches": "whether the learned reward's final gold comes within one standard error of the "
-    "rule's",
+    "rule's (at matched KL: of the rule's gold at the learned run's final KL)",
+    "compared_at": "matched KL (the rule's curve read at the learned run's final KL) or final "
+    "step (equal steps, when the curves are missing)",
+    "gap": "learned final gold minus the rule's gold at the same KL, mean over seeds (paired)",
+    "matched_kl": "the KL every compared run reached (the smallest final KL among them), nats",
+    "gold_at_matched_kl": "gold at matched_kl, linear in KL on each run's curve, mean over seeds",
     "hacked": "whether the fall's 95% interval over seeds lies above 0",
     "gao_sign": "the direction Gao et al. 2022 report (+1 rises, −1 falls, 0 no trend)",
 }
@@ -198,7 +203,7 @@ class _Grid:
             parts.append("<h3>Hackability frontier (learned vs rule)</h3><p>Crossing: "
                          f"<code>{html.escape(json.dumps(crossing))}</code></p>"
                          + _table(fr) + img(f))  # fmt: skip
-        eg = eval_vs_gen(s)
+        eg = eval_vs_gen(s, r)
         self.keep("eval_vs_gen", eg, b)
         if len(eg):
             f = plot_eval_vs_gen(eg, out / f"eval_vs_gen_grid{b}.png")
@@ -215,7 +220,9 @@ class _Grid:
             found = "none of the swept values" if x is None else f"{x:g}"
             parts.append(
                 f"<h3>Learned vs rule ({AXES[axis]})</h3><p>Smallest {AXES[axis]} at which RL "
-                f"against the learned reward ends within one standard error of the rule's final "
-                f"gold: <b>{found}</b>.</p>" + _table(lv[lv.axis == axis]) + img(f)
+                f"against the learned reward ends within one standard error of the rule "
+                f"({lv.compared_at.iloc[0]}): <b>{found}</b>.</p>"
+                + _table(lv[lv.axis == axis])
+                + img(f)
             )
         return "".join(parts)
