@@ -345,3 +345,19 @@ def test_by_reward_pairs_each_reward_with_the_rule_by_seed():
     assert t.loc["clf", "final_gold"] == pytest.approx(0.7) and t.loc["clf", "kind"] == "classifier"
     assert t.loc["rule", "final_kl"] == pytest.approx(3.0) and np.isnan(t.loc["rule", "minus_rule"])
     assert t.loc["clf", "seeds"] == 3
+
+
+def test_gap_to_rule_reads_the_rules_curve_at_the_proxys_final_kl():
+    from rewardlab.report.sweep.analyses import gap_to_rule
+
+    rule = {("s0", "bon"): pd.DataFrame(dict(kl=[0.0, 1.0, 2.0], gold=[0.0, 0.5, 0.8]))}
+    rows = pd.DataFrame([
+        dict(study="s0", optimizer="bon", reward="rm", final_gold=0.4, final_kl=1.5),
+        dict(study="s0", optimizer="bon", reward="rm2", final_gold=0.9, final_kl=5.0),
+        dict(study="s0", optimizer="bon", reward="rule", final_gold=0.8, final_kl=2.0),
+        dict(study="s1", optimizer="bon", reward="rm", final_gold=0.4, final_kl=1.5),
+    ])  # fmt: skip
+    got = gap_to_rule(rows, rule)
+    assert got[0] == pytest.approx(0.4 - 0.65)  # halfway between 0.5 and 0.8
+    assert got[1] == pytest.approx(0.9 - 0.8)  # beyond the rule's KL: its last gold
+    assert math.isnan(got[2]) and math.isnan(got[3])  # the rule itself; a study without it

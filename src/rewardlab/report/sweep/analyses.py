@@ -21,7 +21,7 @@ AXES = {
     "train_pairs": "preference pairs",
     "policy_params": "policy parameters",
 }
-METRICS = ("alpha", "beta", "peak_gold", "peak_kl", "gold_drop")
+METRICS = ("alpha", "beta", "peak_gold", "peak_kl", "gold_drop", "gap_to_rule")
 REDUCERS = ("single", *ENSEMBLE_REDUCERS)  # a single model, then the ensembles' reducers
 
 
@@ -61,6 +61,7 @@ def load_sweep_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
             rewards[c] = math.nan
     summary = summary.merge(rewards[cols], on=["study", "reward"], how="left")
     summary["peak_kl"] = summary.peak_sqrt_kl**2
+    summary["gap_to_rule"] = gap_to_rule(summary, _rule_curves(out))
     summary["family"] = summary.optimizer.map(fams)
     summary["reducer"] = [
         red if isinstance(red, str) else ("rule" if kind == "rule" else "single" if kind == "learned" else kind)
@@ -69,6 +70,34 @@ def load_sweep_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     if not rl.empty:
         rl["family"] = rl.optimizer.map(fams).fillna(TRAINED)
     return studies, summary, rl
+
+
+def _rule_curves(out: Path) -> dict[tuple[str, str], pd.DataFrame]:
+    """Each (study, optimizer)'s curve against the rule (kl, gold), from ``curves.csv``."""
+    f = out / "curves.csv"
+    if not f.is_file():
+        return {}
+    cols = ("study", "optimizer", "reward", "kl", "gold")
+    c = pd.read_csv(f, usecols=lambda k: k in cols)
+    if not set(cols) <= set(c.columns):
+        return {}
+    c = c[c.reward == RULE]
+    return {k: g.sort_values("kl") for k, g in c.groupby(["study", "optimizer"])}
+
+
+def gap_to_rule(summary: pd.DataFrame, rule: dict[tuple[str, str], pd.DataFrame]) -> list[float]:
+    """Each summary row's final gold minus the gold of the same study and optimizer against the
+    rule at the row's final KL (linear in KL on the rule's curve; its last gold beyond its KL):
+    how far below the gold's own curve a proxy ends at matched KL. Under a bounded gold a
+    fitted β_bon measures how fast a curve saturates toward its ceiling (the rule's own curve
+    fits a positive β and never falls), so overoptimization is judged by this gap and by the
+    hacking test, not by β. NaN for the rule itself and where the study did not optimise it."""
+    return [
+        r.final_gold - _interp_gold(rule[(r.study, r.optimizer)], r.final_kl)
+        if r.reward != RULE and (r.study, r.optimizer) in rule
+        else math.nan
+        for r in summary.itertuples()
+    ]
 
 
 def in_block(df: pd.DataFrame, block: int) -> pd.DataFrame:
@@ -111,7 +140,7 @@ def scaling(summary: pd.DataFrame) -> pd.DataFrame:
         for opt, d in learned.groupby("optimizer"):
             fam = fams[opt]
             x = np.log10(d[axis].to_numpy(float))
-            for m in METRICS:
+            for m in (m for m in METRICS if m in d):
                 fit = fit_line_by_seed(x, d[m].to_numpy(float), d.seed.to_numpy())
                 rows.append(dict(axis=axis, optimizer=opt, family=fam, metric=m, **fit))
     return pd.DataFrame(rows)
@@ -307,6 +336,12 @@ GAO = {
 }
 
 
+BETA_CAVEAT = (
+    "under a bounded gold β also measures saturation (the rule's own curve fits β > 0 and never "
+    "falls): judge overoptimization by the hacking test and gap_to_rule, not by β"
+)
+
+
 def gao_findings(fits: pd.DataFrame) -> pd.DataFrame:
     """Gao et al. 2022's direction of each finding (`GAO`) beside the lab's slope per decade
     with its 95% interval, and the verdict: for a stated rise or fall, *reproduced* when the
@@ -342,7 +377,8 @@ def gao_findings(fits: pd.DataFrame) -> pd.DataFrame:
             )
             rows.append(dict(axis=axis, **held, optimizer=r.optimizer, metric=metric, gao=text,
                              gao_sign=sign, slope=r.slope, slope_lo=lo, slope_hi=hi, n=r.n,
-                             verdict=verdict, reason=why))  # fmt: skip
+                             verdict=verdict, reason=why,
+                             caveat=BETA_CAVEAT if metric == "beta" else ""))  # fmt: skip
     return pd.DataFrame(rows)
 
 

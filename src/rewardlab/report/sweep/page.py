@@ -74,6 +74,9 @@ COLUMNS = {  # what the sweep report's table columns mean (shown under each tabl
     "matched_kl": "the KL every compared run reached (the smallest final KL among them), nats",
     "gold_at_matched_kl": "gold at matched_kl, linear in KL on each run's curve, mean over seeds",
     "hacked": "whether the fall's 95% interval over seeds lies above 0",
+    "gap_to_rule": "final gold minus the rule's gold at the same KL (same study and optimizer): "
+    "how far below the gold's own curve the proxy ends",
+    "caveat": "what the slope does not say",
     "gao_sign": "the direction Gao et al. 2022 report (+1 rises, −1 falls, 0 no trend)",
 }
 
