@@ -89,6 +89,16 @@ def test_verdict_words():
     assert verdict(cross_fitted_fall(G[:3]))[0] == UNDETERMINED  # too few units
 
 
+def test_a_curve_flat_at_its_maximum_up_to_rounding_is_not_hacked():
+    # a best-of-n curve that reaches a tied maximum and stays there: its later points differ
+    # from the peak by ~1e-12 (rounding in the expectation over ties), which is no fall
+    G = np.tile([0.2, 0.9, 1.0, 1.0, 1.0], (16, 1)) + np.linspace(0, 0.1, 16)[:, None]
+    G[:, 2] += 7e-13  # the "peak" is a rounding error above the flat maximum
+    f = cross_fitted_fall(G)
+    assert f.estimate == 0 and f.lo == 0 and f.hi == 0
+    assert verdict(f)[0] == NOT_HACKED
+
+
 def test_a_runs_verdicts_come_from_its_per_prompt_tables():
     n = np.array([1, 2, 4, 8])
     rows = []

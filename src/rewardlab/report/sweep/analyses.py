@@ -93,7 +93,7 @@ def gap_to_rule(summary: pd.DataFrame, rule: dict[tuple[str, str], pd.DataFrame]
     fits a positive β and never falls), so overoptimization is judged by this gap and by the
     hacking test, not by β. NaN for the rule itself and where the study did not optimise it."""
     return [
-        r.final_gold - _interp_gold(rule[(r.study, r.optimizer)], r.final_kl)
+        r.final_gold - interp_gold(rule[(r.study, r.optimizer)], r.final_kl)
         if r.reward != RULE and (r.study, r.optimizer) in rule
         else math.nan
         for r in summary.itertuples()
@@ -227,63 +227,6 @@ def ensembles(summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def learned_vs_rule(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """RL final gold of learned rewards at each x against the rule's; the smallest x reaching
-    the rule, per axis. With the runs' curves (`rl`, measurements.csv) the comparison is at
-    matched KL: each learned run's final gold minus the same study's rule curve at the learned
-    run's final KL (`_interp_gold`), ``gap`` the mean over seeds, and a level reaches the rule
-    when gap ≥ −(its standard error over seeds) (``compared_at`` = ``matched KL``). Without
-    curves, at equal steps: the learned mean final gold against the rule's mean final gold minus
-    one standard error over seeds (``compared_at`` = ``final step``)."""
-    d = summary[summary.optimizer.map(families(summary)) == TRAINED]
-    rule = d[d.reward == RULE]
-    learned = d[d.reducer == "single"]
-    if rule.empty or learned.empty:
-        return pd.DataFrame(), {}
-    r_mean, r_se, _, n = mean_ci(rule.drop_duplicates("seed").final_gold.to_numpy(float))
-    if n == 1 or not math.isfinite(r_se):  # one seed: the measurement's own standard error
-        last = (
-            rl[(rl.reward == RULE) & (rl.optimizer.map(families(rl)) == TRAINED)]
-            .sort_values("step")
-            .iloc[-1]
-        )
-        r_se = float(last.gold_se_norm)
-    curve = (
-        {k: g.sort_values("step") for k, g in rl.groupby(["study", "optimizer", "reward"])}
-        if len(rl)
-        else {}
-    )
-    gaps = [np.nan] * len(learned)
-    if curve:
-        gaps = [r.final_gold - _interp_gold(curve[k], r.final_kl)
-                if (k := (r.study, r.optimizer, RULE)) in curve else np.nan
-                for r in learned.itertuples()]  # fmt: skip
-    learned = learned.assign(_gap=gaps)
-    matched = bool(np.isfinite(learned._gap).all())
-    rows, smallest = [], {}
-    for axis in ("params", "train_pairs"):
-        if not varies_alone(learned, axis, 2):
-            continue
-        for x, g in learned.assign(_x=levels(learned, axis)).groupby("_x"):
-            m, se, _, k = mean_ci(g.final_gold.to_numpy(float))
-            pk, _, _, _ = mean_ci(g.peak_gold.to_numpy(float))
-            row = dict(axis=axis, x=x, seeds=k, learned_final_gold=m, learned_final_se=se,
-                       learned_final_kl=float(g.get("final_kl", pd.Series([np.nan])).mean()),
-                       learned_peak_gold=pk,
-                       rule_final_gold=r_mean, rule_se=r_se)  # fmt: skip
-            if matched:
-                gm, gse, gh, _ = mean_ci(g._gap.to_numpy(float))
-                gse = gse if math.isfinite(gse) else r_se
-                row.update(compared_at="matched KL", gap=gm, gap_se=gse, gap_ci95=gh,
-                           reaches=bool(gm >= -gse))  # fmt: skip
-            else:
-                row.update(compared_at="final step", reaches=bool(m >= r_mean - r_se))
-            rows.append(row)
-        hits = [r["x"] for r in rows if r["axis"] == axis and r["reaches"]]
-        smallest[axis] = min(hits) if hits else None
-    return pd.DataFrame(rows), smallest
-
-
 def rm_accuracy(reward_models: pd.DataFrame) -> pd.DataFrame:
     """Held-out pair accuracy of the reward models at each level of each axis that varies
     alone (≥ 2 values): mean and 95% interval over seeds of the test and train accuracy and of
@@ -382,137 +325,10 @@ def gao_findings(fits: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _interp_gold(curve: pd.DataFrame, kl: float) -> float:
+def interp_gold(curve: pd.DataFrame, kl: float) -> float:
     """Gold of a measured RL curve at KL = `kl` (linear in KL; its last gold beyond its range)."""
     c = curve.sort_values("kl")
     return float(np.interp(kl, c.kl.to_numpy(float), c.gold.to_numpy(float)))
-
-
-def frontier(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """The hackability frontier of RL over a grid of reward-model size × preference pairs.
-
-    For every RL run against a learned reward (one study, seed s) and the same study's run
-    against the rule: ``gap_final`` = learned final gold − the rule's gold at the learned run's
-    final KL (on the rule's curve, its last gold beyond it), and ``gap_stop`` = the learned run's
-    gold when it had spent the rule's final KL (early stopping at the rule's KL budget) − the
-    rule's final gold. Per cell (size, pairs): mean and standard error over seeds; a cell
-    ``reaches`` the rule when mean ≥ −se. The crossing: the reaching cells with no reaching cell
-    below them in both size and pairs (smallest first); when none reaches, least squares
-    gap = a + b·log10(params) + c·log10(pairs) over all runs, the size where it meets 0 at the
-    grid's largest pairs, with a 95% interval from a bootstrap over seeds (an extrapolation).
-    """
-    d = summary[summary.optimizer.map(families(summary)) == TRAINED]
-    learned = d[d.reducer == "single"]
-    rule = d[d.reward == RULE]
-    if learned.empty or rule.empty or rl.empty:
-        return pd.DataFrame(), {}
-    if learned.params.nunique() < 2 or learned.groupby("seed").train_pairs.nunique().max() < 2:
-        return pd.DataFrame(), {}
-    curve = {k: g.sort_values("step") for k, g in rl.groupby(["study", "optimizer", "reward"])}
-    runs = []
-    for r in learned.itertuples():
-        mine = curve.get((r.study, r.optimizer, r.reward))
-        base = curve.get((r.study, r.optimizer, RULE))
-        if mine is None or base is None:
-            continue
-        last, base_last = mine.iloc[-1], base.iloc[-1]
-        runs.append(dict(study=r.study, seed=r.seed, params=r.params, train_pairs=r.train_pairs,
-                         learned_final_gold=last.gold, learned_final_kl=last.kl,
-                         rule_final_gold=base_last.gold, rule_final_kl=base_last.kl,
-                         gap_final=last.gold - _interp_gold(base, last.kl),
-                         gap_stop=_interp_gold(mine, base_last.kl) - base_last.gold))  # fmt: skip
-    runs = pd.DataFrame(runs)
-    if runs.empty:
-        return runs, {}
-    runs["size"] = levels(runs, "params")
-    runs["pairs"] = levels(runs, "train_pairs")
-    rows = []
-    for (x, p), g in runs.groupby(["size", "pairs"]):
-        row = dict(params=x, train_pairs=p, seeds=g.seed.nunique())
-        for k in ("gap_final", "gap_stop"):
-            m, se, h, n = mean_ci(g[k].to_numpy(float))
-            se = se if math.isfinite(se) else 0.0
-            row.update({k: m, f"{k}_se": se, f"{k}_ci95": h, f"{k}_reaches": bool(m >= -se)})
-        rows.append(row)
-    cells = pd.DataFrame(rows)
-    crossing = {k: _crossing(cells, runs, k) for k in ("gap_final", "gap_stop")}
-    return cells, crossing
-
-
-def _crossing(cells: pd.DataFrame, runs: pd.DataFrame, key: str, boots: int = 2000) -> dict:
-    hit = cells[cells[f"{key}_reaches"]]
-    if len(hit):
-        front = [r for r in hit.itertuples() if not any(
-            (o.params <= r.params and o.train_pairs <= r.train_pairs and o.Index != r.Index)
-            for o in hit.itertuples())]  # fmt: skip
-        front.sort(key=lambda r: (r.params, r.train_pairs))
-        return dict(kind="measured", cells=[(float(r.params), float(r.train_pairs)) for r in front])
-    X = np.column_stack([np.ones(len(runs)), np.log10(runs.params), np.log10(runs.train_pairs)])
-    y = runs[key].to_numpy(float)
-    lp = math.log10(runs.pairs.max())
-
-    def cross(Xs: np.ndarray, ys: np.ndarray) -> float:
-        a, b, c = np.linalg.lstsq(Xs, ys, rcond=None)[0]
-        return (-a - c * lp) / b if b > 0 else math.inf  # log10 params where the gap meets 0
-
-    est = cross(X, y)
-    seeds = runs.seed.unique()
-    rng = np.random.default_rng(0)
-    draws = []
-    for _ in range(boots):
-        pick = rng.choice(seeds, len(seeds), replace=True)
-        idx = np.concatenate([np.flatnonzero(runs.seed.to_numpy() == s) for s in pick])
-        draws.append(cross(X[idx], y[idx]))
-    draws = np.array(draws)
-    lo, hi = np.quantile(draws, [0.025, 0.975]) if len(draws) else (math.nan, math.nan)
-    return dict(kind="extrapolated", at_pairs=float(runs.pairs.max()),
-                log10_params=float(est), params=float(10**est) if math.isfinite(est) else math.inf,
-                params_lo=float(10**lo) if math.isfinite(lo) else math.inf,
-                params_hi=float(10**hi) if math.isfinite(hi) else math.inf,
-                never=float(np.mean(~np.isfinite(draws))))  # fmt: skip
-
-
-def eval_vs_gen(summary: pd.DataFrame, rl: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Reward-model size × policy size: peak gold and fall of every optimizer against each
-    learned reward, mean and 95% interval over seeds per (policy, reward model) size, with the
-    ratio of reward-model to policy parameters, and whether the fall is significantly above 0
-    (``hacked``: the 95% interval of the fall over seeds lies above 0). With the trained runs'
-    curves (`rl`), each trained optimizer's policies are also compared at matched KL: for each
-    reward-model size, ``matched_kl`` is the smallest final KL of its runs over policies and
-    seeds (every run reached it) and ``gold_at_matched_kl`` each run's gold there (linear in KL
-    on its curve), mean and 95% interval over seeds: at equal steps a larger policy has spent
-    more KL, and its gold is read further along the curve."""
-    learned = summary[summary.reducer == "single"]
-    if learned.empty or learned.policy_params.nunique() < 2 or learned.params.nunique() < 2:
-        return pd.DataFrame()
-    d = learned.assign(_p=levels(learned, "policy_params"), _r=levels(learned, "params"))
-    curve = (
-        {k: g for k, g in rl.groupby(["study", "optimizer", "reward"])}
-        if rl is not None and len(rl)
-        else {}
-    )
-    common = {}
-    for (opt, rp), g in d.groupby(["optimizer", "_r"]):
-        keys = [(r.study, opt, r.reward) for r in g.itertuples()]
-        if keys and all(k in curve for k in keys):
-            common[(opt, rp)] = min(float(curve[k].sort_values("step").kl.iloc[-1]) for k in keys)
-    rows = []
-    for (opt, pp, rp), g in d.groupby(["optimizer", "_p", "_r"]):
-        row = dict(
-            optimizer=opt, policy_params=pp, params=rp, ratio=rp / pp, seeds=g.seed.nunique()
-        )
-        for m in ("peak_gold", "gold_drop", "final_gold"):
-            mu, _, h, _ = mean_ci(g[m].to_numpy(float))
-            row.update({m: mu, f"{m}_ci95": h})
-        h = row["gold_drop_ci95"]
-        row["hacked"] = bool(math.isfinite(h) and row["gold_drop"] - h > 0)
-        if (opt, rp) in common:
-            kl = common[(opt, rp)]
-            at = [_interp_gold(curve[(r.study, opt, r.reward)], kl) for r in g.itertuples()]
-            mu, _, h, _ = mean_ci(np.array(at))
-            row.update(matched_kl=kl, gold_at_matched_kl=mu, gold_at_matched_kl_ci95=h)
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 EXAMPLE_KINDS = (

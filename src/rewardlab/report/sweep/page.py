@@ -17,18 +17,16 @@ from rewardlab.report.sweep.analyses import (
     _read,
     by_reward,
     ensembles,
-    eval_vs_gen,
-    frontier,
     gao_findings,
     in_block,
     kl_penalty,
-    learned_vs_rule,
     levels,
     load_sweep_tables,
     rm_accuracy,
     scaling,
     scaling_within,
 )
+from rewardlab.report.sweep.matched import eval_vs_gen, frontier, learned_vs_rule
 from rewardlab.report.sweep.plots import (
     plot_by_reward,
     plot_ensembles,
