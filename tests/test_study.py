@@ -397,11 +397,15 @@ def test_a_study_on_local_folders_with_bpe_and_wordpiece_tokenizers(tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rewardlab.config import StudyConfig
+    from rewardlab.sweep import expand, load_sweep
 
     spec = importlib.util.spec_from_file_location("local_models", "examples/local_models.py")
     lm = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lm)
     study = yaml.safe_load(lm.build(tmp_path / "models").read_text())
+    points = expand(load_sweep(tmp_path / "models" / "sweep.yaml"))  # the seeds of its results
+    assert [p.config.seed for p in points] == [0, 1, 2]
+    assert all(str(p.config.policy.model.path) == study["policy"]["model"]["path"] for p in points)
     study.update(cache_dir=str(tmp_path / "cache"), pool={"prompts": 4, "n": 8},
                  preferences={"prompts": 40, "samples_per_prompt": 4})  # fmt: skip
     study["policy"].update(train_prompts=200, epochs=1)

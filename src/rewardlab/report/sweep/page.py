@@ -209,7 +209,8 @@ class _Grid:
         if len(eg):
             f = plot_eval_vs_gen(eg, out / f"eval_vs_gen_grid{b}.png")
             parts.append("<h3>Evaluation vs generation</h3>" + _table(eg) + img(f))
-        if s.kind.isin(EXAMPLE_KINDS).any():  # rewards learned from examples or written
+        side_by_side = s[s.reducer == "single"].groupby("study").reward.nunique().max() > 2
+        if s.kind.isin(EXAMPLE_KINDS).any() or side_by_side:  # from examples, written, or several
             br = by_reward(s)
             self.keep("by_reward", br, b)
             f = plot_by_reward(br, out / f"by_reward_grid{b}.png")
