@@ -8,26 +8,25 @@ FAMS = {"bon": "sample", "grpo": "trained", "dpo": "trained"}
 
 
 def _summary(rows):
-    cols = ["optimizer", "reward", "params", "peak_step", "final_kl", "verdict"]
+    cols = ["optimizer", "reward", "params", "peak_step", "final_kl", "verdict", "censored"]
     return pd.DataFrame(rows, columns=cols)
 
 
 SUMMARY = _summary([
-    ("bon", "rule", 0, 1024, 2.01, "not hacked"),
-    ("bon", "rm-xs", 684, 40, 5.93, "hacked"),
-    ("bon", "rm-s", 8320, 900, 5.93, "undetermined"),
-    ("bon", "rm-m", 107008, 1024, 5.93, "not hacked"),
-    ("grpo", "rm-xs", 684, 50, 30.0, "hacked"),
-    ("grpo", "rule", 0, 150, 3.0, "not hacked"),
-    ("dpo", "preferences", 0, 104, 1.0, "hacked"),
+    ("bon", "rule", 0, 1024, 2.01, "not hacked", True),  # censored, but best-of-n: not marked
+    ("bon", "rm-xs", 684, 40, 5.93, "hacked", False),
+    ("bon", "rm-s", 8320, 900, 5.93, "undetermined", False),
+    ("bon", "rm-m", 107008, 1024, 5.93, "not hacked", True),
+    ("grpo", "rm-xs", 684, 50, 30.0, "hacked", False),
+    ("grpo", "rule", 0, 150, 3.0, "not hacked", True),  # peak at the last of 150 steps
+    ("dpo", "preferences", 0, 104, 1.0, "hacked", False),
 ])  # fmt: skip
 RMS = pd.DataFrame({"stage": ["rm-rm-xs", "rm-rm-s", "rm-rm-m"],
                     "test_accuracy": [0.694, 0.822, 0.93]})  # fmt: skip
-LAST = {("grpo", "rm-xs"): 150, ("grpo", "rule"): 150, ("dpo", "preferences"): 208}
 
 
 def test_three_lines_from_accuracy_and_verdicts():
-    lines = takeaway(SUMMARY, FAMS, RMS, LAST)
+    lines = takeaway(SUMMARY, FAMS, RMS)
     assert lines == [
         "Reward models: held-out accuracy 0.694 (rm-xs, 684 parameters), 0.822 (rm-s, 8,320 "
         "parameters), 0.930 (rm-m, 107,008 parameters): it rises with size.",
@@ -38,12 +37,12 @@ def test_three_lines_from_accuracy_and_verdicts():
 
 def test_accuracy_that_falls_with_size_is_said_so():
     rms = RMS.assign(test_accuracy=[0.644, 0.692, 0.641])
-    assert takeaway(SUMMARY, FAMS, rms, LAST)[0].endswith("it does NOT rise with size.")
+    assert takeaway(SUMMARY, FAMS, rms)[0].endswith("it does NOT rise with size.")
 
 
 def test_no_reward_models_no_trained_optimizers_one_line():
     only = SUMMARY[SUMMARY.optimizer == "bon"]
-    assert takeaway(only, FAMS, pd.DataFrame(), {}) == [
+    assert takeaway(only, FAMS, pd.DataFrame()) == [
         "BON up to KL = 5.93 nats: hacked: rm-xs; not hacked: rule, rm-m; undetermined: rm-s."
     ]
 

@@ -232,7 +232,7 @@ def build_report(run_dir: str | Path) -> pd.DataFrame:
             "<h2>What the proxy loves</h2><p>The completion best-of-n picks on average at the gold peak (proxy rank ≈ N/(n+1)) and at the largest n (the proxy's favourite).</p>"
             + table(ex)
         )
-    body = f"""{_opening(run_dir, summary, fams, rms, trained)}
+    body = f"""{_opening(run_dir, summary, fams, rms)}
 <h2>Reading</h2>{_reading(summary, fams, detail)}
 <h2>Summary</h2>{table(summary)}
 <p>Rewards are normalised as in Gao et al. 2022: 0 is the base policy's mean, 1 its standard deviation.
@@ -258,11 +258,9 @@ curve) is biased upward by the noise the maximum picks and is not a test.</p>
     return summary
 
 
-def _opening(run_dir: Path, summary, fams, rms, trained) -> str:
-    """The takeaway (also written to ``takeaway.txt``) and the glossary; a trained curve's last
-    measured step tells whether its peak is censored."""
-    last = trained.groupby(["optimizer", "reward"]).step.max().to_dict() if len(trained) else {}
-    lines = takeaway(summary, fams, rms, last)
+def _opening(run_dir: Path, summary, fams, rms) -> str:
+    """The takeaway (also written to ``takeaway.txt``) and the glossary."""
+    lines = takeaway(summary, fams, rms)
     write_atomic(run_dir / "takeaway.txt", "\n".join(lines) + "\n")
     items = "".join(f"<li>{t}</li>" for t in lines)
     return f"<h2>Takeaway</h2><ul>{items}</ul><h2>Glossary</h2>{glossary_html()}"

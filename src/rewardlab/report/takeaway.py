@@ -61,16 +61,13 @@ def _judges(summary: pd.DataFrame, rms: pd.DataFrame) -> str | None:
     return f"Reward models: held-out accuracy {listed}: {trend}."
 
 
-def takeaway(
-    summary: pd.DataFrame, fams: dict[str, str], rms: pd.DataFrame, last_step: dict
-) -> list[str]:
+def takeaway(summary: pd.DataFrame, fams: dict[str, str], rms: pd.DataFrame) -> list[str]:
     """The takeaway, each line read off the run's tables: the reward models' held-out accuracy
     against size (from `rms`), then one line per sample-based optimizer and one for the trained
-    ones with the rewards grouped by verdict (from `summary`); a trained curve whose peak is at its
-    last step (`last_step`, keyed by (optimizer, reward)) is marked censored."""
+    ones with the rewards grouped by verdict (from `summary`); a trained curve whose summary row
+    is ``censored`` (its peak at its last step) is marked so."""
     censored = {(r.optimizer, r.reward) for r in summary.itertuples()
-                if fams.get(r.optimizer) != SAMPLE
-                and last_step.get((r.optimizer, r.reward)) == r.peak_step}  # fmt: skip
+                if fams.get(r.optimizer) != SAMPLE and r.censored}  # fmt: skip
     lines = [line for line in [_judges(summary, rms)] if line]
     sampled = summary[summary.optimizer.map(fams) == SAMPLE]
     for opt, rows in sampled.groupby("optimizer", sort=False):
