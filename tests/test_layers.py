@@ -20,7 +20,7 @@ LAYERS = [
      "rewardlab.common", "rewardlab.userfiles"],
     ["rewardlab.specs", "rewardlab.flops", "rewardlab.cache", "rewardlab.training", "rewardlab.models",
      "rewardlab.sandbox", "rewardlab.sandbox_child", "rewardlab.label", "rewardlab.provenance"],
-    ["rewardlab.tasks", "rewardlab.inputs", "rewardlab.measure"],
+    ["rewardlab.tasks", "rewardlab.inputs", "rewardlab.measure", "rewardlab.offline"],
     ["rewardlab.policy"],
     ["rewardlab.pool", "rewardlab.preferences"],
     ["rewardlab.rewards.base", "rewardlab.rewards.guard"],

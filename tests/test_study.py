@@ -54,6 +54,18 @@ def test_study_end_to_end_then_fully_cached(tiny_config, tmp_path):
         "ensemble", "rm-b", "uwo", 2,
     ]  # fmt: skip
     assert table.loc["rule", "kind"] == "rule" and table.loc["rm-a", "trained_on"] == "preferences"
+    offline = pd.read_csv(run / "offline.csv").set_index("reward")
+    assert set(offline.index) == {"rm-a", "rm-b/mean", "rm-b/min", "rm-b/uwo"}
+    for name in offline.index:  # against the pool's scores, pair by pair
+        right = pairs = 0.0
+        for _, g in scores.groupby("prompt_id"):
+            gd = g.gold.to_numpy()[:, None] - g.gold.to_numpy()[None, :]
+            pd_ = g[name].to_numpy()[:, None] - g[name].to_numpy()[None, :]
+            right += ((gd > 0) & (pd_ > 0)).sum() + 0.5 * ((gd > 0) & (pd_ == 0)).sum()
+            pairs += (gd > 0).sum()
+        assert offline.loc[name, "accuracy"] == pytest.approx(right / pairs)
+        rho = scores.groupby("prompt_id")[[name, "gold"]].corr("spearman").xs("gold", level=1)
+        assert offline.loc[name, "spearman"] == pytest.approx(rho[name].mean())
     fits = json.loads((run / "fits.json").read_text())["bon"]
     assert {"alpha", "beta", "d_star", "r_star", "rmse", "ci"} <= set(fits["rm-a"])
     for f in ("report.html", "bon_curves.png", "coefficients.png", "examples.png"):

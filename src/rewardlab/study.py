@@ -26,6 +26,7 @@ from rewardlab.context import StudyContext
 from rewardlab.errors import RewardLabError
 from rewardlab.inputs import check
 from rewardlab.models import resolve_device
+from rewardlab.offline import offline_scores
 from rewardlab.optimize import KINDS as OPTIMIZERS
 from rewardlab.optimize.curves import SAMPLE
 from rewardlab.policy import stage_policy
@@ -129,7 +130,8 @@ def run_study(
     The run folder holds ``config.yaml`` (fully resolved), ``stages/<label>/`` (copies of the
     cached artifacts that later changes to the cache do not reach), ``rewards.csv`` (every
     reward: kind, parameters, what it was trained on), ``reward_models.csv`` (accuracy and size
-    of every trained member), the curves and reports.
+    of every trained member), ``offline.csv`` (each reward's offline scores against gold on the
+    base pool, `rewardlab.offline`), the curves and reports.
     """
     unknown = sorted(set(rebuild) - set(STAGES))
     if unknown:
@@ -156,6 +158,9 @@ def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str
         study.reward_models.to_csv(run_dir / "reward_models.csv", index=False)
     reward_table(ctx.rewards).to_csv(run_dir / "rewards.csv", index=False)
     ctx.scores = _score_pool(cfg, ctx)
+    scored = [n for n in ctx.rewards if n != RULE and n in ctx.scores.columns]
+    if scored:  # how each reward judges the pool against gold, before anything is optimised
+        offline_scores(ctx.scores, scored).to_csv(run_dir / "offline.csv", index=False)
     results = []
     for o in cfg.optimizers:
         module = module_of(o)
