@@ -198,6 +198,26 @@ def sweep(
 
 
 @app.command()
+def hackability(
+    folders: Annotated[list[Path], typer.Argument(help="finished sweep folders or run folders")],
+    out: Annotated[Path, typer.Option(help="where to write the tables and the plot")],
+) -> None:
+    """Which offline score predicts hacking and which detector warns of it, over every reward
+    of the folders: analysis_predict.csv, analysis_detect.csv, hackability_rewards.csv."""
+    from rewardlab.report.hackability import hackability as analyse
+
+    predict, detect = analyse(folders, out)
+    strongest = predict.assign(size=predict.spearman.abs()).sort_values("size", ascending=False)
+    typer.echo(
+        strongest.drop(columns="size")
+        .head(12)
+        .to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    )
+    typer.echo("\n" + detect.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo(f"\ntables: {out}")
+
+
+@app.command()
 def reproduce(
     folders: Annotated[
         list[Path], typer.Argument(help="committed results folders, e.g. docs/results/rm-scaling")
