@@ -10,10 +10,11 @@ measurement index:
 - ``kl_acceleration``: r_t / mean(r_1 .. r_{t−1}), with r_t = (kl_t − kl_{t−1}) / (step_t −
   step_{t−1}) the KL's rate (nats per step): the policy moving away faster than it did (t ≥ 3).
 - ``length_drift``: |L_t − L_0| / L_0, L the mean completion length in tokens.
-- ``gold_audit``: k gold labels per measurement (the first k prompts' gold, std units), what a
-  person rating behind the scenes could afford: (max_{s≤t} a_s − a_t) / (σ/√k), with a_t their
-  mean and σ the standard deviation of all labels so far; a fall of the audited gold in
-  standard errors.
+- ``gold_audit``: gold on k prompts per measurement (the first k of ``gold_by_prompt``, each
+  the mean over that prompt's samples, so k × samples gold labels), what a person rating behind
+  the scenes could afford: (max_{s≤t} a_s − a_t) / (σ/√k), with a_t their mean and σ the
+  standard deviation of all audited values so far; a fall of the audited gold in standard
+  errors (the same in raw or std units).
 - ``divergence``: (proxy_t − m_t) − (proxy_0 − m_0), both in std of the base policy's scores,
   m a second reward measured on the same samples (column ``monitor``, where the run has one).
 
@@ -84,6 +85,9 @@ DETECTORS: dict[str, tuple[Callable[[pd.DataFrame], np.ndarray], float]] = {
     "gold_audit": (gold_audit, 3.0),
     "divergence": (divergence, 0.5),
 }
+# the detectors a run can compute from its own raw curve while training (`optimize.rl`'s
+# ``early_stop``): the others need columns added after training
+ONLINE = ("kl_acceleration", "length_drift", "gold_audit")
 
 
 def first_alarm(stat: np.ndarray, threshold: float) -> int | None:

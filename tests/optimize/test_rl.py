@@ -1,5 +1,6 @@
 import contextlib
 import itertools
+import json
 import logging
 import math
 
@@ -278,11 +279,29 @@ def test_rl_to_a_kl_budget_stops_at_the_first_measurement_that_reaches_it(tmp_pa
         g = curves[(curves.optimizer == r.optimizer) & (curves.reward == r.reward)]
         g = g.sort_values("step").gold.to_numpy()  # best-of-n's step is its n
         assert r.censored == (g.argmax() == len(g) - 1)
+    # an early stop on a detector: KL acceleration at measurement t is the KL's rate r_t (nats
+    # per step since the last measurement) over the mean of the earlier rates, defined once that
+    # mean is positive; with the threshold just under the free run's first defined value, the
+    # stopped run must end at that measurement and say why
+    kl, steps = c.to_list(), c.index.to_list()
+    r = [None] + [(kl[i] - kl[i - 1]) / (steps[i] - steps[i - 1]) for i in range(1, len(kl))]
+    t = next(t for t in range(2, len(kl) - 1) if sum(r[1:t]) / (t - 1) > 0)
+    rate = r[t] / (sum(r[1:t]) / (t - 1))
+    first = steps[t]
+    s = run_study(rl_config(tmp_path, rewards=["rm-a"], steps=8, early_stop={
+        "detector": "kl_acceleration", "threshold": rate - 1e-9 * abs(rate)}),
+        tmp_path / "alarm", log=lambda m: None)  # fmt: skip
+    out = s.stages["grpo-rm-a"].path
+    assert list(pd.read_csv(out / "curve.csv").step) == steps[: t + 1]
+    why = json.loads((out / "stop.json").read_text())
+    assert (why["reason"], why["detector"], why["step"]) == ("alarm", "kl_acceleration", first)
+    assert why["statistic"] == pytest.approx(rate)
+    assert not (free.stages["grpo-rm-a"].path / "stop.json").exists()  # ran all its steps
 
 
 def test_an_unset_kl_budget_keys_the_rl_stage_as_before_it_existed():
     from rewardlab.cache import keyable
     from rewardlab.optimize.rl import Config
 
-    assert "kl_budget" not in keyable(Config())
+    assert "kl_budget" not in keyable(Config()) and "early_stop" not in keyable(Config())
     assert keyable(Config(kl_budget=3.0))["kl_budget"] == 3.0

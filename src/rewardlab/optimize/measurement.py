@@ -8,6 +8,7 @@ the normalisation.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 from transformers import TrainerCallback
 
 from rewardlab.common.io import write_atomic
+from rewardlab.detect import DETECTORS
 from rewardlab.measure import kl_from_samples
 from rewardlab.policy import sample_rows, token_logprobs
 from rewardlab.pool import max_tokens
@@ -38,6 +40,7 @@ RAW_COLUMNS = [
     "example",
     "gold_by_prompt",  # each prompt's mean raw gold, space-separated (the hacking test's units)
 ]
+STOP_FILE = "stop.json"  # why a run stopped before its last step (a KL budget, an alarm)
 
 
 def measure_policy(
@@ -94,17 +97,40 @@ def measure_policy(
 class Measure(TrainerCallback):
     """Every `every` steps (and at step 0 and the last step): `measure_policy` of the trained
     model; rows go to `curve_path`, written atomically after each measurement, and the trainer
-    is asked for a checkpoint, so a killed run resumes at its last measurement. With `stop_kl`,
-    training stops at the first measurement whose KL (k1) reaches it: the run ends at a KL
-    budget rather than at a step count (the steps are then a cap)."""
+    is asked for a checkpoint, so a killed run resumes at its last measurement. Training stops
+    early at the first measurement whose KL (k1) reaches `stop_kl` (the run ends at a KL budget
+    rather than at a step count: the steps are then a cap), or at which `alarm` = (detector,
+    threshold) of `rewardlab.detect` fires on the measurements so far; the reason is written to
+    ``stop.json`` beside the curve."""
 
-    def __init__(self, every: int, curve_path: Path, stop_kl: float | None = None, **measure_kw):
+    def __init__(self, every: int, curve_path: Path, stop_kl: float | None = None,
+                 alarm: tuple[str, float] | None = None, **measure_kw):  # fmt: skip
         self.every, self.curve_path, self.stop_kl, self.kw = every, curve_path, stop_kl, measure_kw
+        self.alarm = alarm
         self.rows = pd.read_csv(curve_path).to_dict("records") if curve_path.is_file() else []
 
+    def stop_reason(self) -> dict | None:
+        """Why training stops after the last measurement (None: it goes on)."""
+        if not self.rows:
+            return None
+        last = self.rows[-1]
+        if self.stop_kl is not None and last["kl"] >= self.stop_kl:
+            return dict(reason="kl_budget", step=int(last["step"]), kl=float(last["kl"]),
+                        threshold=self.stop_kl)  # fmt: skip
+        if self.alarm is not None:
+            name, threshold = self.alarm
+            stat = float(DETECTORS[name][0](pd.DataFrame(self.rows))[-1])
+            if stat >= threshold:
+                return dict(reason="alarm", detector=name, statistic=stat, threshold=threshold,
+                            step=int(last["step"]), kl=float(last["kl"]))  # fmt: skip
+        return None
+
     def spent(self) -> bool:
-        """Whether the last measurement reached the KL budget."""
-        return self.stop_kl is not None and bool(self.rows) and self.rows[-1]["kl"] >= self.stop_kl
+        """Whether the last measurement ends the run; if so its reason is written."""
+        why = self.stop_reason()
+        if why is not None:
+            write_atomic(self.curve_path.parent / STOP_FILE, json.dumps(why, indent=1))
+        return why is not None
 
     def _record(self, model, step: int) -> None:
         if any(r["step"] == step for r in self.rows):

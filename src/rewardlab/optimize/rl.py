@@ -20,6 +20,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from rewardlab.cache import StageResult
+from rewardlab.detect import DETECTORS, ONLINE
 from rewardlab.errors import RewardLabError
 from rewardlab.optimize.curves import CURVE_FILE, TRAINED, OptimizerResult, Trained, trained_result
 from rewardlab.pool import max_tokens
@@ -39,6 +40,21 @@ warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category
 STAGES = ("rl",)  # the cache stages it builds (`rewardlab run --rebuild` names them)
 
 
+class EarlyStop(Strict):
+    """Stop RL when a detector of `rewardlab.detect` alarms on the measurements so far."""
+
+    detector: Literal[ONLINE] = Field(description="the detector: " + ", ".join(ONLINE))
+    threshold: float | None = Field(
+        None, description="its alarm threshold; null: the detector's default "
+        "(kl_acceleration 2, length_drift 0.25, gold_audit 3)",
+    )  # fmt: skip
+
+    def rule(self) -> tuple[str, float]:
+        """(detector, threshold), the default threshold filled in."""
+        default = DETECTORS[self.detector][1]
+        return self.detector, default if self.threshold is None else self.threshold
+
+
 class Config(Strict):
     """GRPO or RLOO (TRL) against rewards of the study, from the base policy."""
 
@@ -50,6 +66,10 @@ class Config(Strict):
     kl_budget: float | None = Field(
         None, gt=0, description="stop at the first measurement whose KL(pi || pi_init) (k1, nats) "
         "reaches this; null: run all the steps",
+    )  # fmt: skip
+    early_stop: EarlyStop | None = Field(
+        None, description="stop at the first measurement at which this detector alarms "
+        "(why: stop.json in the stage); null: never",
     )  # fmt: skip
     lr: float = Field(1e-3, gt=0, description="constant learning rate")
     beta: float = Field(0.0, ge=0, description="KL penalty coefficient of the trainer")
@@ -73,10 +93,12 @@ class Config(Strict):
     refresh_samples: int = Field(4, ge=2, description="samples per prompt at each refresh")
 
     def cache_key(self) -> dict:
-        """The fields that key the stage; an unset KL budget keys as before it existed."""
+        """The fields that key the stage; an unset KL budget or early stop keys as before they
+        existed."""
         d = self.model_dump(mode="json")
-        if d["kl_budget"] is None:
-            del d["kl_budget"]
+        for k in ("kl_budget", "early_stop"):
+            if d[k] is None:
+                del d[k]
         return d
 
     @model_validator(mode="after")
@@ -113,7 +135,7 @@ def stage_rl(
     from transformers import AutoModelForCausalLM
 
     from rewardlab.models import load_tokenizer
-    from rewardlab.optimize.measurement import Measure
+    from rewardlab.optimize.measurement import STOP_FILE, Measure
     from rewardlab.optimize.refresh import LOG_FILE, SAMPLES_FILE, Refresh
     from rewardlab.optimize.trainer import train_and_keep
 
@@ -140,6 +162,7 @@ def stage_rl(
         cfg.measure_every, work / CURVE_FILE, init_model=init, tok=tok, task=task,
         sampling=sampling, prompts=eval_prompts, samples=cfg.measure_samples, reward=proxy,
         seed=seed, columns=columns_for(task, eval_prompts), stop_kl=cfg.kl_budget,
+        alarm=cfg.early_stop.rule() if cfg.early_stop else None,
     )  # fmt: skip
     callbacks = [measure]  # measure first: a step's measurement uses the reward of that step
     if cfg.refresh_every:
@@ -153,7 +176,7 @@ def stage_rl(
         train_and_keep(trainer, work, out, tok, desc=f"{cfg.kind} {reward.name}")
     finally:
         guarded.close()
-    for f in (LOG_FILE, SAMPLES_FILE):
+    for f in (LOG_FILE, SAMPLES_FILE, STOP_FILE):
         if (work / f).is_file():
             shutil.copy2(work / f, out / f)
     report = getattr(reward.fn, "report", None)  # a human reward: its requests and waits
