@@ -120,3 +120,42 @@ def test_a_resume_without_init_model_is_refused(tmp_path):
         tr.on_train_begin(
             None, State(), None, model=torch.nn.Linear(1, 1), processing_class=object()
         )
+
+
+def _grpo(policy, out, callbacks, steps=6):
+    tok = AutoTokenizer.from_pretrained(policy)
+    model = AutoModelForCausalLM.from_pretrained(policy)
+    args = GRPOConfig(output_dir=str(out), per_device_train_batch_size=8, num_generations=4,
+                      max_completion_length=LIMIT, learning_rate=5e-2, beta=0.0, max_steps=steps,
+                      logging_steps=1, bf16=False, use_cpu=True, save_strategy="no",
+                      report_to=[], disable_tqdm=True, seed=0)  # fmt: skip
+    train = TASK.prompts(16, np.random.default_rng(0))
+    trainer = GRPOTrainer(model=model, reward_funcs=proxy, args=args, processing_class=tok,
+                          train_dataset=Dataset.from_dict({"prompt": train}), callbacks=callbacks)  # fmt: skip
+    trainer.train()
+    return trainer
+
+
+def test_hacking_alarm_stops_a_trl_trainer_on_its_own_logs(finished_run, tmp_path):
+    """A watch that never fires records the length drift, checked by hand against the trainer's
+    log; the same (deterministic) run with the threshold at the first drift past 0 stops there."""
+    import json
+
+    from rewardlab.integrations.trl import HackingAlarm
+
+    policy = finished_run / "stages" / "policy"
+    watch = HackingAlarm("length_drift", threshold=float("inf"))
+    free = _grpo(policy, tmp_path / "free", [watch])
+    logged = {h["step"]: h["completions/mean_length"] for h in free.state.log_history
+              if "completions/mean_length" in h}  # fmt: skip
+    first = min(logged)
+    by_hand = {s: abs(v - logged[first]) / logged[first] for s, v in logged.items()}
+    assert watch.statistics == pytest.approx(by_hand) and watch.alarm is None
+    step = next((s for s in sorted(by_hand) if by_hand[s] > 0 and s < max(by_hand)), None)
+    assert step is not None, "the length never drifted before the last step"
+    alarm = HackingAlarm("length_drift", threshold=by_hand[step] * (1 - 1e-9), out=tmp_path / "a")
+    stopped = _grpo(policy, tmp_path / "stopped", [alarm])
+    assert stopped.state.global_step == step
+    assert json.loads((tmp_path / "a" / "stop.json").read_text())["step"] == step
+    with pytest.raises(RewardLabError, match="gold audit needs GoldTracker"):
+        HackingAlarm("gold_audit")

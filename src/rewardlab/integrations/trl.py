@@ -1,6 +1,7 @@
 """A gold tracker for a user's own TRL trainer: gold, proxy and KL(π‖π_init) measured on held-out
 prompts every few steps, whatever the trainer's β, written as the lab's ``curves.csv`` so that
-``rewardlab report`` draws the run's overoptimization plots.
+``rewardlab report`` draws the run's overoptimization plots; and `HackingAlarm`, which stops a
+trainer when a detector of `rewardlab.detect` alarms on the trainer's own logs (no gold needed).
 
 Each measurement is the lab's one measurement (`optimize.measurement.measure_policy`): for each
 of the P prompts, `samples` fresh completions drawn with the stream (seed, "measure", i), KL as
@@ -13,6 +14,7 @@ policy: gold = (g − mean g_0) / sd g_0, with g_0 the per-sample gold of the st
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pandas as pd
 from transformers import TrainerCallback
 
 from rewardlab.common.io import write_atomic
+from rewardlab.detect import DETECTORS
 from rewardlab.errors import RewardLabError
 from rewardlab.optimize.curves import TRAINED, OptimizerResult, Trained, trained_rows
 from rewardlab.optimize.measurement import RAW_COLUMNS, measure_policy
@@ -178,3 +181,46 @@ class GoldTracker(TrainerCallback):
 
     def on_train_end(self, args, state, control, model=None, **kw):
         self._measure(model, state.global_step)
+
+
+# what each gold-free detector reads from a TRL trainer's logs (GRPO and RLOO log both; ``kl``
+# only when β > 0, as a mean per token: the detector's ratio of rates does not mind the unit)
+LOGGED = {
+    "length_drift": ("mean_length", "completions/mean_length"),
+    "kl_acceleration": ("kl", "kl"),
+}
+
+
+class HackingAlarm(TrainerCallback):
+    """Stop a TRL trainer at the first logged step at which `detector` (``length_drift`` or
+    ``kl_acceleration``, `rewardlab.detect`) reaches `threshold` (default: the detector's), read
+    from the trainer's own logs: no gold and no extra sampling. Every statistic is kept in
+    ``statistics`` ({step: value}); the alarm, when it comes, in ``alarm`` and, with `out`, in
+    ``out/stop.json``. Log every step (``logging_steps=1``) for the earliest alarm."""
+
+    def __init__(self, detector: str = "length_drift", threshold: float | None = None,
+                 out: str | Path | None = None):  # fmt: skip
+        if detector not in LOGGED:
+            raise RewardLabError(f"HackingAlarm: detector {detector!r}: expected one of "
+                                 f"{', '.join(LOGGED)} (the gold audit needs GoldTracker)")  # fmt: skip
+        self.detector, self.out = detector, Path(out) if out is not None else None
+        self.threshold = DETECTORS[detector][1] if threshold is None else threshold
+        self.rows: list[dict] = []
+        self.statistics: dict[int, float] = {}
+        self.alarm: dict | None = None
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        column, key = LOGGED[self.detector]
+        if not logs or key not in logs or self.alarm is not None:
+            return control
+        self.rows.append({"step": state.global_step, column: float(logs[key])})
+        stat = float(DETECTORS[self.detector][0](pd.DataFrame(self.rows))[-1])
+        self.statistics[state.global_step] = stat
+        if stat >= self.threshold:
+            self.alarm = dict(reason="alarm", detector=self.detector, statistic=stat,
+                              threshold=self.threshold, step=state.global_step)  # fmt: skip
+            if self.out is not None:
+                self.out.mkdir(parents=True, exist_ok=True)
+                write_atomic(self.out / "stop.json", json.dumps(self.alarm, indent=1))
+            control.should_training_stop = True
+        return control
