@@ -91,3 +91,15 @@ def test_detectors_over_hacked_and_control_runs():
     # at 0.5 both hacked runs alarm (step 20, at the onset; step 40) and no control does
     assert (strict.detected, strict.false_alarm_rate) == (1.0, 0.0)
     assert strict.lead_steps == pytest.approx(np.median([0, 10 - 40]))
+
+
+def test_divergence_and_ensemble_disagreement_by_hand():
+    from rewardlab.detect import divergence, ensemble_disagreement
+
+    m = _run([0, 1, 2], [8] * 3, [0] * 3)  # 4 prompts: s = SE · 2
+    m["proxy_raw"], m["proxy_se"] = [1.0, 2.0, 4.0], [0.5, 0.5, 0.5]  # s_p = 1
+    m["monitor_raw"], m["monitor_se"] = [0.0, 2.0, 2.0], [1.0, 1.0, 1.0]  # s_m = 2
+    assert divergence(m).tolist() == pytest.approx([0.0, 1 - 1.0, 3 - 1.0])
+    m["disagreement"] = [0.2, 0.3, 0.5]
+    assert ensemble_disagreement(m).tolist() == pytest.approx([0.0, 0.5, 1.5])
+    assert np.isnan(ensemble_disagreement(m.drop(columns="disagreement"))).all()

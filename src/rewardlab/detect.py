@@ -15,8 +15,13 @@ measurement index:
   the scenes could afford: (max_{s≤t} a_s − a_t) / (σ/√k), with a_t their mean and σ the
   standard deviation of all audited values so far; a fall of the audited gold in standard
   errors (the same in raw or std units).
-- ``divergence``: (proxy_t − m_t) − (proxy_0 − m_0), both in std of the base policy's scores,
-  m a second reward measured on the same samples (column ``monitor``, where the run has one).
+- ``divergence``: (p_t − p_0)/s_p − (m_t − m_0)/s_m, the proxy's rise minus that of a second
+  reward m measured on the same samples (a reward model trained on other pairs: RL's
+  ``monitor``), each in the standard deviation over prompts of its step-0 per-prompt means
+  (s = SE·√P, P prompts): the proxy climbing away from an independent judge of the same text.
+- ``ensemble_disagreement``: D_t / D_0 − 1, D the mean over samples of the members' standard
+  deviation (column ``disagreement``, measured when the optimised reward is an ensemble): the
+  policy moving where the members no longer agree.
 
 Scoring (`score_run`): the onset is the measurement at which the measured gold peaks; the lead is
 onset minus alarm in steps (``lead_steps``) and in nats of KL (``lead_nats``), positive when the
@@ -71,11 +76,24 @@ def gold_audit(m: pd.DataFrame, k: int = AUDIT_K) -> np.ndarray:
 
 
 def divergence(m: pd.DataFrame) -> np.ndarray:
-    """(proxy_t − monitor_t) − (proxy_0 − monitor_0); NaN where the run has no ``monitor``."""
-    if "monitor" not in m:
+    """(p_t − p_0)/s_p − (m_t − m_0)/s_m on the raw columns; NaN without ``monitor_raw``."""
+    if "monitor_raw" not in m or m.monitor_raw.isna().all():
         return np.full(len(m), np.nan)
-    d = m.proxy.to_numpy(float) - m.monitor.to_numpy(float)
-    return d - d[0]
+    prompts = np.sqrt(len(str(m.gold_by_prompt.iloc[0]).split()))
+
+    def rise(x: str) -> np.ndarray:
+        v = m[f"{x}_raw"].to_numpy(float)
+        return (v - v[0]) / (float(m[f"{x}_se"].iloc[0]) * prompts)
+
+    return rise("proxy") - rise("monitor")
+
+
+def ensemble_disagreement(m: pd.DataFrame) -> np.ndarray:
+    """D_t / D_0 − 1; NaN without ``disagreement``."""
+    if "disagreement" not in m or m.disagreement.isna().all():
+        return np.full(len(m), np.nan)
+    d = m.disagreement.to_numpy(float)
+    return d / d[0] - 1
 
 
 # detector -> (statistic, default threshold)
@@ -83,11 +101,12 @@ DETECTORS: dict[str, tuple[Callable[[pd.DataFrame], np.ndarray], float]] = {
     "kl_acceleration": (kl_acceleration, 2.0),
     "length_drift": (length_drift, 0.25),
     "gold_audit": (gold_audit, 3.0),
-    "divergence": (divergence, 0.5),
+    "divergence": (divergence, 1.0),
+    "ensemble_disagreement": (ensemble_disagreement, 0.5),
 }
 # the detectors a run can compute from its own raw curve while training (`optimize.rl`'s
-# ``early_stop``): the others need columns added after training
-ONLINE = ("kl_acceleration", "length_drift", "gold_audit")
+# ``early_stop``): every one (divergence needs RL's ``monitor``, ensemble_disagreement an ensemble)
+ONLINE = tuple(DETECTORS)
 
 
 def first_alarm(stat: np.ndarray, threshold: float) -> int | None:
@@ -126,7 +145,8 @@ GRID = {
     "kl_acceleration": (2.0, 4.0, 8.0),
     "length_drift": (0.1, 0.25, 0.5),
     "gold_audit": (2.0, 3.0, 4.0),
-    "divergence": (0.25, 0.5, 1.0),
+    "divergence": (0.5, 1.0, 2.0),
+    "ensemble_disagreement": (0.25, 0.5, 1.0),
 }
 
 

@@ -305,3 +305,20 @@ def test_an_unset_kl_budget_keys_the_rl_stage_as_before_it_existed():
 
     assert "kl_budget" not in keyable(Config()) and "early_stop" not in keyable(Config())
     assert keyable(Config(kl_budget=3.0))["kl_budget"] == 3.0
+
+
+def test_a_monitor_and_an_ensembles_disagreement_are_measured_on_the_same_samples(tmp_path):
+    # RL against the worst case of a 2-member ensemble, its mean as the monitor: on every sample
+    # mean − min = |s1 − s2| / 2, and the members' sd is |s1 − s2| / √2, so at every measurement
+    # monitor − proxy = disagreement / √2
+    s = run_study(rl_config(tmp_path, rewards=["rm-b/min"], monitor="rm-b/mean"),
+                  tmp_path / "run", log=lambda m: None)  # fmt: skip
+    c = pd.read_csv(s.stages["grpo-rm-b-min"].path / "curve.csv")
+    assert len(c) == 3 and (c.disagreement > 0).all()
+    np.testing.assert_allclose(c.monitor_raw - c.proxy_raw, c.disagreement / math.sqrt(2),
+                               rtol=1e-5, atol=1e-7)  # fmt: skip
+    detail = pd.read_csv(tmp_path / "run" / "measurements.csv")
+    assert detail.monitor_raw.notna().all()  # carried into the run folder's measurements
+    with pytest.raises(RewardLabError, match="monitor 'nope'"):
+        run_study(rl_config(tmp_path, rewards=["rm-a"], monitor="nope"), tmp_path / "bad",
+                  log=lambda m: None)  # fmt: skip

@@ -39,6 +39,9 @@ RAW_COLUMNS = [
     "mean_length",
     "example",
     "gold_by_prompt",  # each prompt's mean raw gold, space-separated (the hacking test's units)
+    "monitor_raw",  # a second reward on the same samples (RL's `monitor`), NaN without one
+    "monitor_se",
+    "disagreement",  # an ensemble's members: mean over samples of their sd, NaN otherwise
 ]
 STOP_FILE = "stop.json"  # why a run stopped before its last step (a KL budget, an alarm)
 
@@ -56,6 +59,8 @@ def measure_policy(
     step: int,
     columns: dict[str, list] | None = None,
     samples_out: dict | None = None,
+    monitor: Callable | None = None,
+    members: Sequence[Callable] | None = None,
 ) -> dict:
     """One row of `RAW_COLUMNS` for `model` at `step`.
 
@@ -64,7 +69,9 @@ def measure_policy(
     (`measure.kl_from_samples`); gold and proxy are means over all samples, their standard errors
     over the per-prompt means (written too, as ``gold_by_prompt``). `reward` receives `columns` (the task's per-prompt columns) repeated
     per sample; a sample it scores None is left out of the proxy mean. A `samples_out` dict
-    receives the per-sample ``gold`` and ``proxy`` arrays.
+    receives the per-sample ``gold`` and ``proxy`` arrays. A `monitor` reward is scored on the
+    same samples (``monitor_raw``, ``monitor_se`` as the proxy's); with an ensemble's `members`,
+    ``disagreement`` is the mean over samples of the members' standard deviation.
     """
     model.eval()
     limit = max_tokens(sampling, task)
@@ -84,11 +91,18 @@ def measure_policy(
                proxy_raw=np.nan, proxy_se=np.nan,
                mean_length=float(np.mean([len(c.split()) for c in comps])), example=comps[0],
                gold_by_prompt=" ".join(f"{x:.9g}" for x in g_p))  # fmt: skip
+    kw = {k: [v for v in vals for _ in range(samples)] for k, vals in (columns or {}).items()}
     if reward is not None:
-        kw = {k: [v for v in vals for _ in range(samples)] for k, vals in (columns or {}).items()}
         proxy = np.array([np.nan if s is None else s for s in reward(rep, comps, **kw)], float)
         x_p = np.nanmean(proxy.reshape(P, -1), 1)
         row.update(proxy_raw=np.nanmean(proxy), proxy_se=np.nanstd(x_p, ddof=1) / np.sqrt(P))
+    if monitor is not None:
+        mon = np.array([np.nan if s is None else s for s in monitor(rep, comps, **kw)], float)
+        m_p = np.nanmean(mon.reshape(P, -1), 1)
+        row.update(monitor_raw=np.nanmean(mon), monitor_se=np.nanstd(m_p, ddof=1) / np.sqrt(P))
+    if members:
+        scores = np.array([m(rep, comps, **kw) for m in members], float)  # (k, samples)
+        row.update(disagreement=float(scores.std(0, ddof=1).mean()))
     if samples_out is not None:
         samples_out.update(gold=gold, proxy=proxy if reward is not None else None)
     return row

@@ -67,6 +67,11 @@ class Config(Strict):
         None, gt=0, description="stop at the first measurement whose KL(pi || pi_init) (k1, nats) "
         "reaches this; null: run all the steps",
     )  # fmt: skip
+    monitor: str | None = Field(
+        None, description="a second reward of the study scored on every measurement's samples "
+        "beside the proxy (e.g. a reward model trained on other pairs): the divergence "
+        "detector's input; null: none",
+    )  # fmt: skip
     early_stop: EarlyStop | None = Field(
         None, description="stop at the first measurement at which this detector alarms "
         "(why: stop.json in the stage); null: never",
@@ -93,10 +98,10 @@ class Config(Strict):
     refresh_samples: int = Field(4, ge=2, description="samples per prompt at each refresh")
 
     def cache_key(self) -> dict:
-        """The fields that key the stage; an unset KL budget or early stop keys as before they
-        existed."""
+        """The fields that key the stage; an unset KL budget, early stop or monitor keys as
+        before they existed."""
         d = self.model_dump(mode="json")
-        for k in ("kl_budget", "early_stop"):
+        for k in ("kl_budget", "early_stop", "monitor"):
             if d[k] is None:
                 del d[k]
         return d
@@ -124,8 +129,10 @@ def stage_rl(
     work: Path,
     out: Path,
     refresh_prompts: list[str] | None = None,
+    monitor: Reward | None = None,
 ) -> None:
-    """Run GRPO or RLOO on the base policy against `reward`; state in `work` (resumable); the
+    """Run GRPO or RLOO on the base policy against `reward` (`monitor` scored beside it at each
+    measurement, and an ensemble's members' disagreement); state in `work` (resumable); the
     artifact in `out` (`trainer.train_and_keep`) plus rewards.json (calls, skipped samples), and
     with `cfg.refresh_every` the reward refreshed on `refresh_prompts` (`optimize.refresh`).
 
@@ -158,11 +165,15 @@ def stage_rl(
             if sub
             else None
         )
+    watch = (GuardedReward(monitor.fn, monitor.name, "stop", cfg.reward_timeout_s, monitor.isolate)
+             if monitor is not None else None)  # fmt: skip
     measure = Measure(
         cfg.measure_every, work / CURVE_FILE, init_model=init, tok=tok, task=task,
         sampling=sampling, prompts=eval_prompts, samples=cfg.measure_samples, reward=proxy,
         seed=seed, columns=columns_for(task, eval_prompts), stop_kl=cfg.kl_budget,
         alarm=cfg.early_stop.rule() if cfg.early_stop else None,
+        monitor=watch,
+        members=getattr(reward.fn, "members", None),  # an ensemble's: their disagreement
     )  # fmt: skip
     callbacks = [measure]  # measure first: a step's measurement uses the reward of that step
     if cfg.refresh_every:
@@ -176,6 +187,8 @@ def stage_rl(
         train_and_keep(trainer, work, out, tok, desc=f"{cfg.kind} {reward.name}")
     finally:
         guarded.close()
+        if watch is not None:
+            watch.close()
     for f in (LOG_FILE, SAMPLES_FILE, STOP_FILE):
         if (work / f).is_file():
             shutil.copy2(work / f, out / f)
@@ -237,6 +250,11 @@ def run(cfg: Config, ctx: StudyContext) -> OptimizerResult:
                 f"{cfg.kind}: refresh_every is set, but {fixed} cannot be retrained (refresh "
                 "works for kinds learned, classifier and demos)"
             )
+    if cfg.monitor is not None:
+        if cfg.monitor not in ctx.rewards or not ctx.rewards[cfg.monitor].pool:
+            raise RewardLabError(f"{cfg.kind}: monitor {cfg.monitor!r} is not a reward of the "
+                                 "study that scores samples")  # fmt: skip
+        extra["monitor"] = ctx.rewards[cfg.monitor]
     for name in cfg.rewards:
         reward = ctx.rewards[name]
         label = f"{cfg.kind}-{name.replace('/', '-')}"
