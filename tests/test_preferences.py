@@ -143,3 +143,22 @@ def test_an_unreadable_or_unknown_file_is_an_error(tmp_path):
         read_preference_file(str(tmp_path / "x.jsonl"), 0.1, np.random.default_rng(0))
     with pytest.raises(RewardLabError, match="give a .parquet or .jsonl"):
         read_preference_file(str(tmp_path / "x.csv"), 0.1, np.random.default_rng(0))
+
+
+def test_split_pairs_skips_then_takes(finished_run):
+    """Two reward models on separate pairs: skip N, then take M, read against the file itself."""
+    from rewardlab.cache import StageResult
+    from rewardlab.preferences import split_pairs
+
+    stage = StageResult("preferences", finished_run / "stages" / "preferences", "h", False, 0.0)
+    prefs = pd.read_parquet(stage.path / "preferences.parquet")
+    train = prefs[prefs.split == "train"]
+    first, _ = split_pairs(stage, 10, "a")
+    second, test = split_pairs(stage, 10, "b", skip=10)
+    pd.testing.assert_frame_equal(first, train.iloc[:10])
+    pd.testing.assert_frame_equal(second, train.iloc[10:20])
+    assert not set(first.index) & set(second.index) and (test.split == "test").all()
+    with pytest.raises(RewardLabError, match="after skipping 10"):
+        split_pairs(stage, len(train), "c", skip=10)
+    with pytest.raises(RewardLabError, match="none are left"):
+        split_pairs(stage, None, "d", skip=len(train))

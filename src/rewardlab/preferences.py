@@ -60,17 +60,21 @@ class PreferenceConfig(Strict):
 
 
 def split_pairs(
-    preferences: StageResult, train_pairs: int | None, who: str
+    preferences: StageResult, train_pairs: int | None, who: str, skip: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The training and held-out pairs of a preference stage; the first `train_pairs` training
-    pairs when given (more than there are is an error naming `who`)."""
+    """The training and held-out pairs of a preference stage; the training pairs after the first
+    `skip`, and of those the first `train_pairs` when given (more than there are is an error
+    naming `who`)."""
     prefs = read_parquet(preferences.path / "preferences.parquet")
     train, test = prefs[prefs.split == "train"], prefs[prefs.split == "test"]
+    if skip >= len(train):
+        raise RewardLabError(f"{who} skips {skip} training pairs of {len(train)}: none are left")
+    train = train.iloc[skip:]
     if train_pairs is not None:
         if train_pairs > len(train):
             raise RewardLabError(
                 f"{who} asks for train_pairs={train_pairs} but the preference data has only "
-                f"{len(train)} training pairs"
+                f"{len(train)} training pairs" + (f" after skipping {skip}" if skip else "")
             )
         train = train.iloc[:train_pairs]
     return train, test

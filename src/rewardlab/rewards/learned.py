@@ -51,6 +51,10 @@ class Config(RewardBase):
     model: ModelSpec = Field(default_factory=ModelSpec, description="size or local folder")
     init_from_policy: bool = Field(False, description="start from the base policy's weights")
     train_pairs: int | None = Field(None, ge=1, description="use the first N training pairs")
+    skip_pairs: int = Field(
+        0, ge=0, description="skip the first N training pairs (with train_pairs: two models on "
+        "separate pairs, e.g. RL's monitor beside the reward it watches)",
+    )  # fmt: skip
     epochs: int = Field(
         3, ge=1, description="passes over the training pairs (the most, with patience)"
     )
@@ -72,6 +76,8 @@ class Config(RewardBase):
         out = spec_key(self, include=set(Config.model_fields) - {"name", "kind"})
         if self.patience is None:  # val_fraction is unused; keys of earlier models stay valid
             out.pop("patience"), out.pop("val_fraction")
+        if not self.skip_pairs:  # as before it existed
+            out.pop("skip_pairs")
         return out
 
 
@@ -295,7 +301,7 @@ def stage_reward_model(
     cfg = Config(name="training", **cfg)
     task = task_cfg.load()
     rng = seed_everything(seed, "reward_model", member)
-    train, test = split_pairs(preferences, cfg.train_pairs, "a reward model")
+    train, test = split_pairs(preferences, cfg.train_pairs, "a reward model", cfg.skip_pairs)
     if extra is not None:
         train = pd.concat([extra.df[train.columns], train], ignore_index=True)
         extra.df.to_parquet(out / "refresh_pairs.parquet")
