@@ -71,7 +71,9 @@ def collect(paths: list[Path]) -> tuple[pd.DataFrame, list[tuple[pd.DataFrame, s
         for r in summary.itertuples():
             if r.reward == RULE or r.reward not in offline.index:
                 continue
-            rows.append({"study": str(study), "optimizer": r.optimizer, "reward": r.reward,
+            where = study.parent.parent.name if study.parent.name == "studies" else ""
+            rows.append({"sweep": where, "study": study.name, "optimizer": r.optimizer,
+                         "reward": r.reward,
                          **offline.loc[r.reward, list(SCORES)].to_dict(),
                          "hacked": float(r.verdict == HACKED), "verdict": r.verdict,
                          "fall": r.fall, "peak_gold": r.peak_gold,
@@ -170,5 +172,6 @@ def hackability(paths: list[Path], out: Path) -> tuple[pd.DataFrame, pd.DataFram
               for p in paths if (Path(p) / PROVENANCE).is_file()}  # fmt: skip
     seeds = {s for rec in inputs.values() for s in rec.get("seeds") or []}
     write_provenance(out, config_text=json.dumps(inputs, sort_keys=True), seeds=seeds,
-                     seconds=time.perf_counter() - t0, studies=int(rewards.study.nunique()))  # fmt: skip
+                     seconds=time.perf_counter() - t0,
+                     studies=int(rewards[["sweep", "study"]].drop_duplicates().shape[0]))  # fmt: skip
     return pr, det
