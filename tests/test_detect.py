@@ -87,6 +87,13 @@ def test_detectors_over_hacked_and_control_runs():
     assert row.gold_kept_at_end == pytest.approx(np.mean([-1.0 - 1.0, 0.0 - 0.5]))
     assert row.false_alarm_rate == pytest.approx(0.5)
     assert "divergence" not in set(t.detector)  # no run measured a second reward
+    watched = hacked[0].assign(proxy_raw=[0, 1, 2, 3, 4], proxy_se=0.5,
+                               monitor_raw=0.0, monitor_se=0.5)  # fmt: skip
+    t2 = score_detectors([(watched, "hacked")] + runs[1:])
+    div = t2[(t2.detector == "divergence") & (t2.threshold == 1.0)].iloc[0]
+    # scored on the one run with a monitor, none of the controls: rises 0, 1, 2 in s_p = 1
+    assert (div.n_runs, div.n_controls, div.detected) == (1, 0, 1.0)
+    assert np.isnan(div.false_alarm_rate) and div.lead_steps == 20 - 10
     strict = t[(t.detector == "length_drift") & (t.threshold == 0.5)].iloc[0]
     # at 0.5 both hacked runs alarm (step 20, at the onset; step 40) and no control does
     assert (strict.detected, strict.false_alarm_rate) == (1.0, 0.0)

@@ -159,19 +159,21 @@ def score_detectors(
     One row per (detector, threshold): ``n_runs`` hacked runs, ``detected`` the share that
     alarmed, median ``lead_steps`` and ``lead_nats`` over those, ``gold_kept`` the mean over all
     hacked runs (with ``gold_kept_at_end``, stopping at the budget, beside it),
-    ``false_alarm_rate`` over ``n_controls`` control runs. Detectors that no run can feed are
-    left out."""
+    ``false_alarm_rate`` over ``n_controls`` control runs. A detector is scored only on the runs
+    that carry what it reads (divergence: a monitor; ensemble disagreement: an ensemble), and
+    left out when none do."""
     grid = GRID if grid is None else grid
     rows = []
     for name, thresholds in grid.items():
         fn = DETECTORS[name][0]
-        if all(np.isnan(fn(m)).all() for m, _ in runs):
+        fed = [(m, role) for m, role in runs if not np.isnan(fn(m)).all()]
+        if not fed:
             continue  # no run carries what this detector reads
         end = [float(m.sort_values("step").gold.iloc[-1] - m.gold.max())
-               for m, role in runs if role == "hacked"]  # fmt: skip
+               for m, role in fed if role == "hacked"]  # fmt: skip
         for th in thresholds:
-            hacked = [score_run(m, name, th) for m, role in runs if role == "hacked"]
-            controls = [score_run(m, name, th) for m, role in runs if role == "control"]
+            hacked = [score_run(m, name, th) for m, role in fed if role == "hacked"]
+            controls = [score_run(m, name, th) for m, role in fed if role == "control"]
             fired = [s for s in hacked if s.alarm is not None]
             rows.append(dict(
                 detector=name, threshold=th, n_runs=len(hacked),

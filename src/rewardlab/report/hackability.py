@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from rewardlab.common.io import write_atomic
 from rewardlab.detect import score_detectors
 from rewardlab.errors import RewardLabError
 from rewardlab.offline import offline_scores
@@ -50,7 +51,8 @@ def study_folders(paths: list[Path]) -> list[Path]:
 
 
 def study_offline(study: Path) -> pd.DataFrame:
-    """The study's ``offline.csv``, or the same computed from its scored pool."""
+    """The study's ``offline.csv``, or the same computed from its scored pool (a study run
+    before the file existed) and written there, as a run writes it today."""
     if (study / "offline.csv").is_file():
         return pd.read_csv(study / "offline.csv")
     scores_path = study / "stages" / "scores" / "scores.parquet"
@@ -58,7 +60,11 @@ def study_offline(study: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=["reward"])
     scores = pd.read_parquet(scores_path)
     names = [c for c in pd.read_csv(study / "rewards.csv").reward if c != RULE and c in scores]
-    return offline_scores(scores, names) if names else pd.DataFrame(columns=["reward"])
+    if not names:
+        return pd.DataFrame(columns=["reward"])
+    table = offline_scores(scores, names)
+    write_atomic(study / "offline.csv", table.to_csv(index=False))
+    return table
 
 
 def collect(paths: list[Path]) -> tuple[pd.DataFrame, list[tuple[pd.DataFrame, str]]]:
