@@ -110,3 +110,11 @@ def test_divergence_and_ensemble_disagreement_by_hand():
     m["disagreement"] = [0.2, 0.3, 0.5]
     assert ensemble_disagreement(m).tolist() == pytest.approx([0.0, 0.5, 1.5])
     assert np.isnan(ensemble_disagreement(m.drop(columns="disagreement"))).all()
+
+
+def test_entropy_drop_by_hand():
+    from rewardlab.detect import entropy_drop
+
+    m = _run([0, 1, 2], [8] * 3, [0] * 3).assign(entropy=[20.0, 15.0, 5.0])
+    assert entropy_drop(m).tolist() == pytest.approx([0.0, 0.25, 0.75])
+    assert first_alarm(entropy_drop(m), 0.5) == 2

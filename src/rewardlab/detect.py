@@ -10,6 +10,8 @@ measurement index:
 - ``kl_acceleration``: r_t / mean(r_1 .. r_{t−1}), with r_t = (kl_t − kl_{t−1}) / (step_t −
   step_{t−1}) the KL's rate (nats per step): the policy moving away faster than it did (t ≥ 3).
 - ``length_drift``: |L_t − L_0| / L_0, L the mean completion length in tokens.
+- ``entropy_drop``: (H_0 − H_t) / H_0, H the policy's entropy estimated from the measurement's
+  samples (mean −log π(y|x), column ``entropy``): the policy collapsing onto a few completions.
 - ``gold_audit``: gold on k prompts per measurement (the first k of ``gold_by_prompt``, each
   the mean over that prompt's samples, so k × samples gold labels), what a person rating behind
   the scenes could afford: (max_{s≤t} a_s − a_t) / (σ/√k), with a_t their mean and σ the
@@ -63,6 +65,14 @@ def length_drift(m: pd.DataFrame) -> np.ndarray:
     return np.abs(length - length[0]) / length[0]
 
 
+def entropy_drop(m: pd.DataFrame) -> np.ndarray:
+    """(H_0 − H_t) / H_0; NaN without ``entropy`` (runs measured before it was recorded)."""
+    if "entropy" not in m or m.entropy.isna().all():
+        return np.full(len(m), np.nan)
+    h = m.entropy.to_numpy(float)
+    return (h[0] - h) / h[0]
+
+
 def gold_audit(m: pd.DataFrame, k: int = AUDIT_K) -> np.ndarray:
     """(max_{s≤t} a_s − a_t) / (σ_t/√k): the audited gold's fall from its best, in SE."""
     g = _gold_matrix(m)[:, :k]
@@ -100,6 +110,7 @@ def ensemble_disagreement(m: pd.DataFrame) -> np.ndarray:
 DETECTORS: dict[str, tuple[Callable[[pd.DataFrame], np.ndarray], float]] = {
     "kl_acceleration": (kl_acceleration, 2.0),
     "length_drift": (length_drift, 0.25),
+    "entropy_drop": (entropy_drop, 0.5),
     "gold_audit": (gold_audit, 3.0),
     "divergence": (divergence, 1.0),
     "ensemble_disagreement": (ensemble_disagreement, 0.5),
@@ -144,6 +155,7 @@ def score_run(m: pd.DataFrame, detector: str, threshold: float | None = None) ->
 GRID = {
     "kl_acceleration": (2.0, 4.0, 8.0),
     "length_drift": (0.1, 0.25, 0.5),
+    "entropy_drop": (0.25, 0.5, 0.75),
     "gold_audit": (2.0, 3.0, 4.0),
     "divergence": (0.5, 1.0, 2.0),
     "ensemble_disagreement": (0.25, 0.5, 1.0),

@@ -36,7 +36,7 @@ def independent_estimate(model, init, tok, prompts, n):
         {tok.pad_token_id, tok.bos_token_id, tok.unk_token_id} - {tok.eos_token_id, None}
     )
     torch.manual_seed(123)
-    kl_p, gold_p = [], []
+    kl_p, gold_p, ent_p = [], [], []
     for p in prompts:
         enc = tok([p] * n, return_tensors="pt", add_special_tokens=False)
         L = enc.input_ids.shape[1]
@@ -55,13 +55,14 @@ def independent_estimate(model, init, tok, prompts, n):
                 tok_lp = logits.log_softmax(-1).gather(-1, comp[..., None])[..., 0]
                 lp.append(torch.where(keep, tok_lp, 0.0).sum(1))  # padding may be -inf
         kl_p.append((lp[0] - lp[1]).mean().item())
+        ent_p.append((-lp[0]).mean().item())
         texts = [
             tok.decode(c[k], skip_special_tokens=True).strip()
             for c, k in zip(comp, keep, strict=True)
         ]
         gold_p.append(np.mean(TASK.gold([p] * n, texts)))
     se = lambda v: np.std(v, ddof=1) / np.sqrt(len(v))  # noqa: E731
-    return np.mean(kl_p), se(kl_p), np.mean(gold_p), se(gold_p)
+    return np.mean(kl_p), se(kl_p), np.mean(gold_p), se(gold_p), np.mean(ent_p), se(ent_p)
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +104,9 @@ def test_curves_follow_the_lab_schema_at_each_measurement(trained):
 def test_kl_and_gold_agree_with_an_independent_estimate(trained):
     folder, model, init, tok, prompts = trained
     last = pd.read_csv(folder / "measurements.csv").iloc[-1]
-    kl, kl_se, g, g_se = independent_estimate(model, init, tok, prompts, n=32)
+    kl, kl_se, g, g_se, ent, ent_se = independent_estimate(model, init, tok, prompts, n=32)
     assert abs(last.kl - kl) < 4 * np.hypot(last.kl_se, kl_se), (last.kl, kl)
+    assert abs(last.entropy - ent) < 4 * np.hypot(last.entropy_se, ent_se), (last.entropy, ent)
     assert abs(last.gold_raw - g) < 4 * np.hypot(last.gold_se, g_se), (last.gold_raw, g)
 
 

@@ -183,17 +183,18 @@ class GoldTracker(TrainerCallback):
         self._measure(model, state.global_step)
 
 
-# what each gold-free detector reads from a TRL trainer's logs (GRPO and RLOO log both; ``kl``
-# only when β > 0, as a mean per token: the detector's ratio of rates does not mind the unit)
+# what each gold-free detector reads from a TRL trainer's logs (``kl`` only when β > 0, and it
+# and ``entropy`` as means per token: the detectors' ratios do not mind the unit)
 LOGGED = {
     "length_drift": ("mean_length", "completions/mean_length"),
     "kl_acceleration": ("kl", "kl"),
+    "entropy_drop": ("entropy", "entropy"),
 }
 
 
 class HackingAlarm(TrainerCallback):
-    """Stop a TRL trainer at the first logged step at which `detector` (``length_drift`` or
-    ``kl_acceleration``, `rewardlab.detect`) reaches `threshold` (default: the detector's), read
+    """Stop a TRL trainer at the first logged step at which `detector` (``length_drift``,
+    ``kl_acceleration`` or ``entropy_drop``, `rewardlab.detect`) reaches `threshold` (default: the detector's), read
     from the trainer's own logs: no gold and no extra sampling. Every statistic is kept in
     ``statistics`` ({step: value}); the alarm, when it comes, in ``alarm`` and, with `out`, in
     ``out/stop.json``. Log every step (``logging_steps=1``) for the earliest alarm."""

@@ -42,6 +42,8 @@ RAW_COLUMNS = [
     "monitor_raw",  # a second reward on the same samples (RL's `monitor`), NaN without one
     "monitor_se",
     "disagreement",  # an ensemble's members: mean over samples of their sd, NaN otherwise
+    "entropy",  # mean over samples of -log pi(y|x), nats per completion: the policy's entropy
+    "entropy_se",
 ]
 STOP_FILE = "stop.json"  # why a run stopped before its last step (a KL budget, an alarm)
 
@@ -71,7 +73,9 @@ def measure_policy(
     per sample; a sample it scores None is left out of the proxy mean. A `samples_out` dict
     receives the per-sample ``gold`` and ``proxy`` arrays. A `monitor` reward is scored on the
     same samples (``monitor_raw``, ``monitor_se`` as the proxy's); with an ensemble's `members`,
-    ``disagreement`` is the mean over samples of the members' standard deviation.
+    ``disagreement`` is the mean over samples of the members' standard deviation. ``entropy`` is
+    mean(−log π(y|x)) over the samples, an unbiased estimate of the policy's sequence entropy in
+    nats (its standard error over prompts in ``entropy_se``).
     """
     model.eval()
     limit = max_tokens(sampling, task)
@@ -90,7 +94,9 @@ def measure_policy(
                gold_raw=gold.mean(), gold_se=g_p.std(ddof=1) / np.sqrt(P),
                proxy_raw=np.nan, proxy_se=np.nan,
                mean_length=float(np.mean([len(c.split()) for c in comps])), example=comps[0],
-               gold_by_prompt=" ".join(f"{x:.9g}" for x in g_p))  # fmt: skip
+               gold_by_prompt=" ".join(f"{x:.9g}" for x in g_p),
+               entropy=float(-np.mean(logp)),
+               entropy_se=float(np.std(-np.asarray(logp).reshape(P, -1).mean(1), ddof=1) / np.sqrt(P)))  # fmt: skip
     kw = {k: [v for v in vals for _ in range(samples)] for k, vals in (columns or {}).items()}
     if reward is not None:
         proxy = np.array([np.nan if s is None else s for s in reward(rep, comps, **kw)], float)

@@ -45,8 +45,8 @@ class EarlyStop(Strict):
 
     detector: Literal[ONLINE] = Field(description="the detector: " + ", ".join(ONLINE))
     threshold: float | None = Field(
-        None, description="its alarm threshold; null: the detector's default "
-        "(kl_acceleration 2, length_drift 0.25, gold_audit 3)",
+        None, description="its alarm threshold; null: the detector's default ("
+        + ", ".join(f"{k} {v[1]:g}" for k, v in DETECTORS.items()) + ")",
     )  # fmt: skip
 
     def rule(self) -> tuple[str, float]:
