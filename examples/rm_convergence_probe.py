@@ -9,8 +9,9 @@ held-out early stopping and print train / held-out accuracy by gold-margin bin.
 Each ``--size`` is ``n_layer,n_embd,n_head,lr[,batch_size]``. The policy, preference pool and
 pairs come from the study's stage cache (built when missing), with ``preferences.prompts`` set to
 ``--prompts`` and the seed to ``--seed``; each size is trained by the study's own reward-model
-stage (`rewards.learned.stage_reward_model`, member 0) in a temporary folder. With ``--out``,
-the rows go to that CSV and the record of what made them to ``provenance.json`` beside it.
+stage (`rewards.learned.stage_reward_model`, member 0), cached like a study's, so a killed probe
+resumes at the size it was training. With ``--out``, the rows so far go to that CSV after each
+size, and the record of what made them to ``provenance.json`` beside it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -68,17 +68,20 @@ def main() -> None:
                            epochs=args.epochs, lr=float(parts[3]),
                            batch_size=int(parts[4]) if len(parts) > 4 else 64,
                            patience=args.patience or None)  # fmt: skip
-        with tempfile.TemporaryDirectory() as out:  # the study's own reward-model stage
-            stage_reward_model(rm.training(), 0, cfg.task, prefs, None, cfg.seed, "cpu", Path(out))
-            met = json.loads((Path(out) / "metrics.json").read_text())
+        # the study's own reward-model stage, cached: a killed probe resumes at the next size
+        res = cache.run("reward_model", stage_reward_model, cfg=rm.training(), member=0,
+                        task_cfg=cfg.task, preferences=prefs, policy=None, seed=cfg.seed,
+                        device="cpu")  # fmt: skip
+        met = json.loads((res.path / "metrics.json").read_text())
         met.pop("history")
         row = dict(model=f"{layers}x{width}x{heads}", lr=rm.lr, batch_size=rm.batch_size, **met)
         rows.append(row)
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
-    if args.out:
-        pd.DataFrame(rows).to_csv(args.out, index=False)
-        write_provenance(Path(args.out).parent, config_text=cfg.model_dump_json(), seeds=[cfg.seed],
-                         seconds=time.perf_counter() - t0)  # fmt: skip
+        if args.out:  # after every size, so that what is finished is kept
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rows).to_csv(args.out, index=False)
+            write_provenance(Path(args.out).parent, config_text=cfg.model_dump_json(),
+                             seeds=[cfg.seed], seconds=time.perf_counter() - t0)  # fmt: skip
 
 
 if __name__ == "__main__":
