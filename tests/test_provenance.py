@@ -28,8 +28,16 @@ def test_source_state_names_the_commit_and_a_dirty_tree(tmp_path):
     assert source_state(repo) == {"commit": head, "dirty": False}
     (repo / "untracked.txt").write_text("not part of the tree\n")
     assert source_state(repo)["dirty"] is False  # untracked files do not make it dirty
+    (repo / "docs").mkdir()
+    (repo / "docs" / "r.csv").write_text("x\n")
+    _git(repo, "add", "docs/r.csv")
+    _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "two")
+    head = _git(repo, "rev-parse", "HEAD")
+    (repo / "docs" / "r.csv").write_text("y\n")  # results regenerated into docs/: still clean
+    assert source_state(repo) == {"commit": head, "dirty": False}
     (repo / "a.txt").write_text("two\n")
     assert source_state(repo) == {"commit": head, "dirty": True}
+    assert source_state(repo / "docs") == {"commit": head, "dirty": True}  # from any folder
     outside = tmp_path / "plain"
     outside.mkdir()
     assert source_state(outside) == {"commit": None, "dirty": None}

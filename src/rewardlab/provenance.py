@@ -34,7 +34,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 def source_state(where: Path = PACKAGE_DIR) -> dict:
     """The commit checked out where the code lives (``commit``, full hash) and whether tracked
-    files differ from it (``dirty``); both None outside a git checkout (an installed wheel)."""
+    files outside ``docs/`` differ from it (``dirty``: the code, the studies or the examples; the
+    results a regeneration writes into ``docs/`` do not count); both None outside a git checkout
+    (an installed wheel)."""
 
     def git(*args: str) -> str | None:
         try:
@@ -47,7 +49,7 @@ def source_state(where: Path = PACKAGE_DIR) -> dict:
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None}
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)docs")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
