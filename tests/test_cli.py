@@ -41,6 +41,20 @@ def test_unknown_key(monkeypatch, capsys, study_file):
     assert "unknown key 'policy.epochz'" in err and "tiny.yaml" in err
 
 
+def test_a_bad_config_is_reported_before_the_study_machinery_is_imported(study_file):
+    """The error comes from the config alone: the study, its report and its plots (matplotlib,
+    transformers) are never imported, as a fresh interpreter's import log shows."""
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "rewardlab", "run",
+                        str(study_file), "--set", "policy.epochz=2"],
+                       capture_output=True, text=True, check=False)  # fmt: skip
+    assert r.returncode == 2 and "unknown key 'policy.epochz'" in r.stderr
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert "rewardlab.config" in imported  # the log is read
+    assert not imported & {"rewardlab.study", "matplotlib", "transformers", "trl"}
+
+
 def test_unknown_task(monkeypatch, capsys, study_file):
     code, _, err = run_cli(monkeypatch, capsys, "run", str(study_file), "--task", "chess")
     assert code == 2

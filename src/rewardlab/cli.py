@@ -49,12 +49,13 @@ def run(
     """Run a study (resuming any finished stages) and write its run folder. Every key --set
     takes, with its default and meaning: docs/CONFIG.md, or `rewardlab config show STUDY`."""
     from rewardlab.config import load_config
-    from rewardlab.study import run_study
 
     overrides = list(set_ or [])
     if task:
         overrides.append(f"task.name={task}")
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides)  # a bad config is reported before the study's imports
+    from rewardlab.study import run_study
+
     study = run_study(cfg, out, rebuild=rebuild or ())
     _print_rewards(study.run_dir / "rewards.csv")
     _print_summary(study.summary, study.run_dir)
