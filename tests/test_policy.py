@@ -140,3 +140,45 @@ def test_a_pool_of_many_prompts_is_the_same_at_any_batch_size_and_its_logprobs_a
     lp, mask = token_logprobs(model, tok, rows, texts, max_new_tokens=7)  # a fresh forward pass
     assert np.allclose((lp * mask).sum(-1).detach().numpy(), logp, atol=1e-4)
     assert len(set(texts)) > 6  # rows differ: the uniforms, not the batch, decide
+
+
+def test_init_log_probs_score_the_sampled_ids_even_a_spelling_the_tokenizer_would_not_make(
+    tmp_path,
+):
+    """A random GPT-2 with a byte-level BPE tokenizer samples token sequences that tokenizing
+    their text again does not give back; `sequence_logprobs` scores the sampled ids, checked
+    against a plain forward pass over them, where re-tokenizing (`token_logprobs`) scores
+    another sequence."""
+    import importlib.util
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rewardlab.policy import encode_prompt, policy_logits, sample_rows, sequence_logprobs
+
+    spec = importlib.util.spec_from_file_location("local_models", "examples/local_models.py")
+    lm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lm)
+    folder = lm.bpe_policy(tmp_path / "policy", lm.corpus("topics", 300), n_embd=32, n_layer=1)
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    prompts = ["write about horse garden :"] * 64
+    ids: list = []
+    texts, logp = sample_rows(model, tok, prompts, torch.rand((64, 12), generator=torch.Generator().manual_seed(0)),
+                              max_new_tokens=12, ids_out=ids)  # fmt: skip
+    got = sequence_logprobs(model, tok, prompts, ids, batch_size=7)
+    np.testing.assert_allclose(got, logp, rtol=1e-4, atol=1e-4)  # the sampler's own log-probs
+    p_ids = encode_prompt(tok, prompts[0])
+    odd = 0
+    for k, (text, c) in enumerate(zip(texts, ids, strict=True)):
+        seq = torch.tensor([p_ids + c])
+        with torch.no_grad():
+            lp = torch.log_softmax(policy_logits(model(seq).logits[0, :-1].float(), tok), -1)
+        by_hand = float(lp[len(p_ids) - 1 :].gather(-1, seq[0, len(p_ids) :, None]).sum())
+        assert got[k] == pytest.approx(by_hand, abs=1e-4)
+        body = c[:-1] if c and c[-1] == tok.eos_token_id else c
+        if tok(text, add_special_tokens=False)["input_ids"] != body:
+            odd += 1
+            with torch.no_grad():
+                retok, mask = token_logprobs(model, tok, [prompts[k]], [text], 12)
+            assert float((retok * mask).sum()) != pytest.approx(by_hand, abs=1e-3)
+    assert odd > 0, "no sample spelled its text differently from the tokenizer"

@@ -149,6 +149,27 @@ def token_logprobs(
     return batch_logprobs(model, tok, *enc.batch(range(len(enc))))
 
 
+@torch.no_grad()
+def sequence_logprobs(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    completion_ids: Sequence[Sequence[int]],
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """log pi(y | x) of each completion given as the token ids that were sampled (`sample_rows`'s
+    `ids_out`, ``<eos>`` included when sampled), not re-tokenized from text: the sum over its
+    tokens of `batch_logprobs`, in batches of similar length."""
+    prompt_ids = {p: encode_prompt(tok, p) for p in dict.fromkeys(prompts)}
+    enc = Encoded([prompt_ids[p] + list(c) for p, c in zip(prompts, completion_ids, strict=True)],
+                  [len(prompt_ids[p]) for p in prompts], tok.pad_token_id)  # fmt: skip
+    out = np.zeros(len(enc))
+    for idx in by_length(enc.lengths, batch_size):
+        lp, mask = batch_logprobs(model, tok, *enc.batch(idx))
+        out[idx] = (lp * mask).sum(-1).cpu().numpy()
+    return out
+
+
 def batch_logprobs(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
@@ -226,6 +247,7 @@ def sample_rows(
     temperature: float = 1.0,
     batch_size: int = 1024,
     desc: str | None = None,
+    ids_out: list | None = None,
 ) -> tuple[list[str], np.ndarray]:
     """One completion per row j of ``prompts[j]``, sampled from softmax(logits / temperature).
 
@@ -240,7 +262,10 @@ def sample_rows(
     log-probabilities of its sampled tokens under the sampling distribution (``<eos>`` included).
     A completion that reaches `max_new_tokens` without ``<eos>`` is cut there. The model may sit
     on any device; the draws are compared on the CPU, so a seed gives the same tokens wherever
-    the model runs (up to the device's floating point). `desc` shows a progress bar.
+    the model runs (up to the device's floating point). `desc` shows a progress bar. A list
+    given as `ids_out` receives, per row, the token ids sampled (``<eos>`` included when sampled):
+    the sequence itself, which decoding and tokenizing again need not give back
+    (`sequence_logprobs` scores it).
     """
     if uniforms.shape != (len(prompts), max_new_tokens):
         raise ValueError(f"uniforms {tuple(uniforms.shape)} != ({len(prompts)}, {max_new_tokens})")
@@ -254,13 +279,16 @@ def sample_rows(
     check_positions(model, len(rows[longest]) + max_new_tokens,
                     f"sampling prompt {prompts[longest]!r}")  # fmt: skip
     texts: list[str] = [""] * len(rows)
+    sampled: list[list[int]] = [[] for _ in rows]
     logps = np.zeros(len(rows))
     for idx in bar(batches, desc=desc or "sample", enabled=desc is not None):
-        t, lp = _sample_batch(model, tok, [rows[i] for i in idx], uniforms[idx],
-                              max_new_tokens, temperature)  # fmt: skip
+        t, lp, got = _sample_batch(model, tok, [rows[i] for i in idx], uniforms[idx],
+                                   max_new_tokens, temperature)  # fmt: skip
         for k, i in enumerate(idx):
-            texts[i] = t[k]
+            texts[i], sampled[i] = t[k], got[k]
         logps[idx] = lp
+    if ids_out is not None:
+        ids_out[:] = sampled
     return texts, logps
 
 
@@ -313,12 +341,14 @@ def _sample_batch(model, tok, rows: list[list[int]], uniforms, max_new_tokens, t
         cur = nxt[:, None]
         pos = pos[:, -1:] + 1
         att = torch.cat([att, torch.ones((len(live), 1), dtype=att.dtype)], dim=1)
-    texts = []
+    texts, sampled = [], []
     for row in out.tolist():
         if tok.eos_token_id in row:
-            row = row[: row.index(tok.eos_token_id)]
-        texts.append(tok.decode(row, skip_special_tokens=True).strip())
-    return texts, logp_sum.numpy()
+            row = row[: row.index(tok.eos_token_id) + 1]
+        sampled.append(row)
+        text = row[:-1] if row and row[-1] == tok.eos_token_id else row
+        texts.append(tok.decode(text, skip_special_tokens=True).strip())
+    return texts, logp_sum.numpy(), sampled
 
 
 # ---------------------------------------------------------------- the base policy's stage

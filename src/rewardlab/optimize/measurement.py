@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from transformers import TrainerCallback
 
 from rewardlab.common.io import write_atomic
 from rewardlab.detect import DETECTORS
 from rewardlab.measure import kl_from_samples
-from rewardlab.policy import sample_rows, token_logprobs
+from rewardlab.policy import sample_rows, sequence_logprobs
 from rewardlab.pool import max_tokens
 from rewardlab.seeding import prompt_uniforms
 from rewardlab.specs import SamplingConfig
@@ -81,11 +80,12 @@ def measure_policy(
     limit = max_tokens(sampling, task)
     u = prompt_uniforms(seed, "measure", prompts=len(prompts), samples=samples, width=limit)
     rep = [p for p in prompts for _ in range(samples)]
-    comps, logp = sample_rows(model, tok, rep, u, max_new_tokens=limit,
+    ids: list[list[int]] = []
+    comps, logp = sample_rows(model, tok, rep, u, max_new_tokens=limit, ids_out=ids,
                               temperature=sampling.temperature, batch_size=sampling.batch_size)  # fmt: skip
-    with torch.no_grad():
-        lr, mask = token_logprobs(init_model, tok, rep, comps, limit)
-        logp_init = (lr * mask).sum(-1).cpu().numpy()
+    # pi_init scores the sampled token ids, not the text tokenized again (a BPE policy may sample
+    # a spelling its tokenizer would not produce), in batches of similar length
+    logp_init = sequence_logprobs(init_model, tok, rep, ids, batch_size=sampling.batch_size)
     kl = kl_from_samples(logp, logp_init)
     P = len(prompts)
     gold = np.array(checked_gold(task, rep, comps))
