@@ -319,6 +319,13 @@ def test_a_monitor_and_an_ensembles_disagreement_are_measured_on_the_same_sample
                                rtol=1e-5, atol=1e-7)  # fmt: skip
     detail = pd.read_csv(tmp_path / "run" / "measurements.csv")
     assert detail.monitor_raw.notna().all()  # carried into the run folder's measurements
+    with pytest.raises(RewardLabError, match="divergence needs a monitor"):
+        run_study(rl_config(tmp_path, rewards=["rm-a"], early_stop={"detector": "divergence"}),
+                  tmp_path / "bad0", log=lambda m: None)  # fmt: skip
+    with pytest.raises(RewardLabError, match=r"ensemble rewards; \['rm-a'\] are not"):
+        run_study(rl_config(tmp_path, rewards=["rm-a", "rm-b/min"],
+                            early_stop={"detector": "ensemble_disagreement"}),
+                  tmp_path / "bad1", log=lambda m: None)  # fmt: skip
     with pytest.raises(RewardLabError, match="monitor 'nope'"):
         run_study(rl_config(tmp_path, rewards=["rm-a"], monitor="nope"), tmp_path / "bad",
                   log=lambda m: None)  # fmt: skip

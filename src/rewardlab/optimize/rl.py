@@ -250,6 +250,14 @@ def run(cfg: Config, ctx: StudyContext) -> OptimizerResult:
                 f"{cfg.kind}: refresh_every is set, but {fixed} cannot be retrained (refresh "
                 "works for kinds learned, classifier and demos)"
             )
+    alarm = cfg.early_stop.detector if cfg.early_stop else None
+    if alarm == "divergence" and cfg.monitor is None:
+        raise RewardLabError(f"{cfg.kind}: early_stop on divergence needs a monitor reward")
+    if alarm == "ensemble_disagreement":
+        lone = [n for n in cfg.rewards if not getattr(ctx.rewards[n].fn, "members", None)]
+        if lone:
+            raise RewardLabError(f"{cfg.kind}: early_stop on ensemble_disagreement needs "
+                                 f"ensemble rewards; {lone} are not")  # fmt: skip
     if cfg.monitor is not None:
         if cfg.monitor not in ctx.rewards or not ctx.rewards[cfg.monitor].pool:
             raise RewardLabError(f"{cfg.kind}: monitor {cfg.monitor!r} is not a reward of the "
