@@ -8,9 +8,14 @@ Three comparisons, alternating lab / library, median of `--repeats`:
   passes) vs TRL's `RewardTrainer` built on the same token ids and trained (same pairs, epochs,
   batch, learning rate, cosine schedule, AdamW, clipping);
 - RL: the lab's RL stage (guard, measurement every 5 steps of 32 prompts x 8 samples as in the
-  default study, checkpoints) vs TRL's `GRPOTrainer.train()` called directly (`bench_rl.py`).
+  default study, checkpoints) vs TRL's `GRPOTrainer.train()` called directly (`bench_rl.py`);
+- RL on the same work: the same stage vs `GRPOTrainer` with the measurement a TRL user would
+  write (`bench_rl.user_measure`: transformers' `generate` for the same fresh samples, the rule's
+  gold, the reference model's log-probabilities for k1 and k3, the same prompts and cadence);
+- RL training: both with the measurement only at the first and last step.
 The last line reads
     ratios sampler_vs_hf_generate=X rm_train_vs_trl_reward_trainer=Y rl_vs_trl_grpo=Z
+           rl_vs_trl_grpo_same_work=W rl_train_vs_trl_grpo=V
 each the lab's time over the library's (< 1: the lab is faster); X is the larger of the two
 shapes' ratios.
     python benchmarks/bench_compare.py [--quick] [--repeats 3]
@@ -42,7 +47,7 @@ from rewardlab.specs import ModelSpec, SamplingConfig
 from rewardlab.tasks import TaskConfig, load_task
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_rl import make_policy, plain_grpo  # noqa: E402
+from bench_rl import make_policy, plain_grpo, user_measure  # noqa: E402
 
 BATCH = 1024  # rows per sampling pass, both samplers
 
@@ -139,12 +144,18 @@ def main() -> None:
         enc = encode(tok, p + p, train.chosen.tolist() + train.rejected.tolist())
         trl_reward(m, tok, enc, n, rm_epochs, rm_lr, rm_batch, tmp / f"trl-rm{r}")
 
-    def rl_lab(r):
-        out = tmp / f"lab-rl{r}"
+    def rl_lab(r, cfg=rl_cfg, tag="rl"):
+        out = tmp / f"lab-{tag}{r}"
         out.mkdir()
-        stage_rl(rl_cfg, Reward("rule", "rule", RuleReward(task), key="rule"),
+        stage_rl(cfg, Reward("rule", "rule", RuleReward(task), key="rule"),
                  StageResult("policy", policy, "bench", False, 0.0), TaskConfig(name="topics"),
-                 SamplingConfig(), rl_prompts, evals, 0, "cpu", work=tmp / f"work-rl{r}", out=out)  # fmt: skip
+                 SamplingConfig(), rl_prompts, evals, 0, "cpu", work=tmp / f"work-{tag}{r}", out=out)  # fmt: skip
+
+    ends_only = rl_cfg.model_copy(update={"measure_every": rl_cfg.steps})  # first and last step
+
+    def rl_trl(r, every, tag):
+        watch = user_measure(task, tok, evals, rl_cfg.measure_samples, every, policy)
+        return plain_grpo(rl_cfg, task, policy, rl_prompts, tmp / f"trl-{tag}{r}", measure=watch)
 
     cases = {
         "sample_one_prompt": (lambda r: lab_sample(model, tok, one, 1024, max_new),
@@ -153,6 +164,10 @@ def main() -> None:
                                 lambda r: hf_generate(model, tok, many, 4, max_new)),
         "rm_train": (lambda r: rm_lab(), rm_trl),
         "rl": (rl_lab, lambda r: plain_grpo(rl_cfg, task, policy, rl_prompts, tmp / f"trl-rl{r}")),
+        "rl_same_work": (lambda r: rl_lab(r, tag="same"),
+                         lambda r: rl_trl(r, rl_cfg.measure_every, "same")),
+        "rl_train": (lambda r: rl_lab(r, ends_only, "train"),
+                     lambda r: rl_trl(r, rl_cfg.steps, "train")),
     }  # fmt: skip
     rows = []
     for r in range(args.repeats):
@@ -169,7 +184,9 @@ def main() -> None:
     print(med.round(3).to_string())
     sampler = max(med.ratio["sample_one_prompt"], med.ratio["sample_many_prompts"])
     print(f"ratios sampler_vs_hf_generate={sampler:.2f} "
-          f"rm_train_vs_trl_reward_trainer={med.ratio['rm_train']:.2f} rl_vs_trl_grpo={med.ratio['rl']:.2f}")  # fmt: skip
+          f"rm_train_vs_trl_reward_trainer={med.ratio['rm_train']:.2f} rl_vs_trl_grpo={med.ratio['rl']:.2f} "
+          f"rl_vs_trl_grpo_same_work={med.ratio['rl_same_work']:.2f} "
+          f"rl_train_vs_trl_grpo={med.ratio['rl_train']:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -48,7 +48,72 @@ def make_policy(task, folder: Path) -> Path:
     return folder
 
 
-def plain_grpo(cfg: RLConfig, task, policy: Path, prompts: list[str], out: Path) -> float:
+def user_measure(task, tok, evals: list[str], samples: int, every: int, ref_path: Path):
+    """The measurement a TRL user would write beside `GRPOTrainer`: at step 0, every `every`
+    steps and at the end, `samples` fresh completions of each held-out prompt from transformers'
+    `generate`, their gold (the rule), and KL(pi || pi_ref) as k1 and k3 from one forward pass of
+    the policy and of the reference model over the sampled sequences. Returns the callback; its
+    `rows` hold the measurements."""
+    import torch
+    from transformers import AutoModelForCausalLM, TrainerCallback
+
+    from rewardlab.policy import never_sampled
+
+    ref = AutoModelForCausalLM.from_pretrained(ref_path).eval()
+    banned = never_sampled(tok)
+    rule = RuleReward(task)
+
+    class Measure(TrainerCallback):
+        def __init__(self):
+            self.rows: list[dict] = []
+
+        def measure(self, model, step: int) -> None:
+            if any(r["step"] == step for r in self.rows):
+                return
+            model.eval()
+            tok.padding_side = "left"
+            enc = tok([(tok.bos_token or "") + p for p in evals], return_tensors="pt",
+                      padding=True, add_special_tokens=False)  # fmt: skip
+            L = enc["input_ids"].shape[1]
+            with torch.no_grad():
+                seq = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                                     max_new_tokens=task.max_new_tokens, num_return_sequences=samples,
+                                     suppress_tokens=banned, pad_token_id=tok.pad_token_id,
+                                     eos_token_id=tok.eos_token_id)  # fmt: skip
+                comp = seq[:, L:]
+                eos = (comp == tok.eos_token_id).int()
+                keep = (eos.cumsum(1) - eos) == 0  # completion tokens, <eos> included
+                att = torch.cat([enc["attention_mask"].repeat_interleave(samples, 0),
+                                 keep.long()], dim=1)  # fmt: skip
+                lps = []
+                for m in (model, ref):
+                    logits = m(input_ids=seq, attention_mask=att).logits[:, L - 1 : -1].float()
+                    logits[..., banned] = -torch.inf
+                    lp = logits.log_softmax(-1).gather(-1, comp[..., None]).squeeze(-1)
+                    lps.append(torch.where(keep, lp, 0.0).sum(1))
+            r = (lps[1] - lps[0]).numpy()  # log pi_ref - log pi per sequence
+            texts = tok.batch_decode(
+                torch.where(keep, comp, tok.pad_token_id), skip_special_tokens=True
+            )
+            prompts = [p for p in evals for _ in range(samples)]
+            self.rows.append(dict(step=step, kl_k1=float(-r.mean()), kl_k3=float((np.exp(r) - 1 - r).mean()),
+                                  gold=float(np.mean(rule(prompts, [t.strip() for t in texts])))))  # fmt: skip
+            model.train()
+
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            self.measure(model, state.global_step)
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step % every == 0 or state.global_step == state.max_steps:
+                self.measure(model, state.global_step)
+
+    return Measure()
+
+
+def plain_grpo(cfg: RLConfig, task, policy: Path, prompts: list[str], out: Path,
+               measure=None) -> float:  # fmt: skip
+    """TRL's GRPOTrainer on the same model, prompts, reward and settings as the lab's stage,
+    with `measure` (`user_measure`) as its one callback when given."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import GRPOConfig, GRPOTrainer
@@ -74,6 +139,7 @@ def plain_grpo(cfg: RLConfig, task, policy: Path, prompts: list[str], out: Path)
         args=args,
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=load_tokenizer(policy),
+        callbacks=[measure] if measure is not None else None,
     )
     t0 = time.perf_counter()
     trainer.train()
