@@ -29,9 +29,9 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks examples && $(BIN)/ruff format --check src tests benchmarks examples
 
 # every committed results folder regenerated at this checkout (hours on 2 cores; one folder:
-# `rewardlab reproduce docs/results/NAME`)
+# `rewardlab reproduce docs/results/NAME`); hackability last: it reads the sweeps the others leave
 results: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 $(BIN)/rewardlab reproduce $(patsubst %/,%,$(dir $(wildcard docs/results/*/provenance.json)))
+	HF_HUB_OFFLINE=1 $(BIN)/rewardlab reproduce $(filter-out docs/results/hackability,$(patsubst %/,%,$(dir $(wildcard docs/results/*/provenance.json)))) docs/results/hackability
 
 bench: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_training.py
