@@ -31,7 +31,8 @@ LAYERS = [
     ["rewardlab.verdict", "rewardlab.report"],
     ["rewardlab.config", "rewardlab.gridworld", "rewardlab.write_reward"],
     ["rewardlab.study"],
-    ["rewardlab.api", "rewardlab.sweep", "rewardlab.integrations", "rewardlab.config_reference"],
+    ["rewardlab.sweep", "rewardlab.integrations", "rewardlab.config_reference"],
+    ["rewardlab.api", "rewardlab.seeds"],
     ["rewardlab.cli", "rewardlab.cli_groups", "rewardlab.__main__"],
 ]  # fmt: skip
 LAYERS[0][0] = "rewardlab.__init__"  # the package's own file (lazy `rewardlab.run` excepted)

@@ -130,3 +130,34 @@ def test_a_runs_verdicts_come_from_its_per_prompt_tables():
     # measurements without per-prompt gold (an older cache): no test, no word but undetermined
     old = verdicts(curves, by_prompt, detail.drop(columns="gold_by_prompt"))
     assert (old[old.optimizer == "grpo"].verdict == UNDETERMINED).all()
+
+
+def test_over_seeds_is_the_student_t_interval_of_the_seeds_falls_paired_with_the_control():
+    from rewardlab.verdict import over_seeds
+
+    rows = []
+    for seed, fall, rule_fall in ((0, 0.5, 0.0), (1, 0.7, 0.1), (2, 0.9, -0.1)):
+        common = dict(optimizer="grpo", seed=seed, verdict_kl=2.0 + seed, peak_gold=1.0 + seed,
+                      final_gold=0.5)  # fmt: skip
+        rows += [dict(reward="rm", fall=fall, verdict="hacked" if seed else "undetermined",
+                      **common),
+                 dict(reward="rule", fall=rule_fall, verdict="not hacked", **common)]  # fmt: skip
+    got = over_seeds(pd.DataFrame(rows)).set_index("reward")
+    # by hand: falls 0.5, 0.7, 0.9: mean 0.7, sd 0.2, t(0.975, 2) = 4.302653
+    half = 4.302653 * 0.2 / np.sqrt(3)
+    rm = got.loc["rm"]
+    assert rm.fall == pytest.approx(0.7)
+    assert (rm.fall_lo, rm.fall_hi) == pytest.approx((0.7 - half, 0.7 + half), abs=1e-6)
+    # paired with the rule: 0.5, 0.6, 1.0: mean 0.7, sd sqrt(0.07)
+    half_d = 4.302653 * np.sqrt(0.07) / np.sqrt(3)
+    assert (rm.vs_control_lo, rm.vs_control_hi) == pytest.approx((0.7 - half_d, 0.7 + half_d),
+                                                                 abs=1e-6)  # fmt: skip
+    assert rm.verdict == "hacked" and rm.hacked_seeds == 2 and rm.seeds == 3
+    assert rm.verdict_kl == pytest.approx(3.0) and rm.peak_gold == pytest.approx(2.0)
+    assert rm.final_gold_lo == pytest.approx(0.5)  # equal seeds: a zero-width interval
+    # the rule: falls 0, 0.1, -0.1, mean 0, interval ±0.248 (sd 0.1): not below the 0.2 margin,
+    # although each seed alone said "not hacked"
+    rule = got.loc["rule"]
+    assert rule.control == "none" and rule.not_hacked_seeds == 3
+    assert rule.fall_hi == pytest.approx(4.302653 * 0.1 / np.sqrt(3), abs=1e-6)
+    assert rule.verdict == "undetermined"

@@ -19,6 +19,7 @@ import pandas as pd
 from rewardlab.common.config_io import set_key
 from rewardlab.config import StudyConfig, find_study, read_study, run_config, validated
 from rewardlab.errors import RewardLabError
+from rewardlab.seeds import VERDICTS, run_seeds
 from rewardlab.study import Study, run_study
 
 
@@ -46,14 +47,18 @@ def run(
     log: Callable[[str], None] = print,
 ) -> Study:
     """Run (or resume) a study into `out` (default ``runs/<study>__s<seed>__<time>__<hex>``)
-    and return it reopened from its folder (`load`)."""
-    done = run_study(resolve(study, overrides), Path(out) if out is not None else None, log=log)
+    and return it reopened from its folder (`load`). A study with ``seeds`` runs them side by
+    side in one folder (`rewardlab.seeds`)."""
+    cfg = resolve(study, overrides)
+    runner = run_seeds if cfg.seeds else run_study
+    done = runner(cfg, Path(out) if out is not None else None, log=log)
     return load(done.run_dir)
 
 
 def load(run_dir: str | Path) -> Study:
-    """A finished run folder as a `Study`: `config` from its ``config.yaml``, `summary` and
-    `reward_models` from its CSV files; `curves`, `measurements` and `report_path` read on use.
+    """A finished run folder as a `Study`: `config` from its ``config.yaml``, `summary`,
+    `reward_models` (and, of several seeds, `verdicts`) from its CSV files; `curves`,
+    `measurements` and `report_path` read on use.
 
     Raises:
         RewardLabError: the folder is not a finished run (no ``config.yaml`` or ``summary.csv``).
@@ -66,4 +71,6 @@ def load(run_dir: str | Path) -> Study:
     study.summary = pd.read_csv(run_dir / "summary.csv")
     if (run_dir / "reward_models.csv").is_file():
         study.reward_models = pd.read_csv(run_dir / "reward_models.csv")
+    if (run_dir / VERDICTS).is_file():
+        study.verdicts = pd.read_csv(run_dir / VERDICTS)
     return study

@@ -45,6 +45,13 @@ def run(
             "such as policy, reward_model or rl (a name that is none lists them all)"
         ),
     ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="several seeds side by side in one run folder, e.g. 0,1,2 (same as "
+            "--set seeds=[0,1,2]): verdicts and curves over seeds"
+        ),
+    ] = None,
 ) -> None:
     """Run a study (resuming any finished stages) and write its run folder. Every key --set
     takes, with its default and meaning: docs/CONFIG.md, or `rewardlab config show STUDY`."""
@@ -53,13 +60,52 @@ def run(
     overrides = list(set_ or [])
     if task:
         overrides.append(f"task.name={task}")
+    if seeds is not None:
+        overrides.append(f"seeds=[{_seed_list(seeds)}]")
     cfg = load_config(config, overrides)  # a bad config is reported before the study's imports
-    from rewardlab.study import run_study
+    if cfg.seeds:
+        if rebuild:
+            raise RewardLabError("--rebuild takes one seed: give --set seed=N, not --seeds")
+        from rewardlab.seeds import run_seeds
 
-    study = run_study(cfg, out, rebuild=rebuild or ())
-    _print_rewards(study.run_dir / "rewards.csv")
-    _print_summary(study.summary, study.run_dir)
+        study = run_seeds(cfg, out)
+    else:
+        from rewardlab.study import run_study
+
+        study = run_study(cfg, out, rebuild=rebuild or ())
+    if study.verdicts is not None:
+        _print_verdicts(study.verdicts)
+    else:
+        _print_rewards(study.run_dir / "rewards.csv")
+        _print_summary(study.summary, study.run_dir)
     typer.echo(f"\nrun folder: {study.run_dir}\nreport:     {study.run_dir / 'report.html'}")
+
+
+def _seed_list(text: str) -> str:
+    """``--seeds 0,1,2`` as ``0,1,2``, or a `RewardLabError` naming what is not a seed."""
+    parts = [p.strip() for p in text.split(",")]
+    bad = [p for p in parts if not p.lstrip("-").isdigit()]
+    if bad or not parts:
+        raise RewardLabError(
+            f"--seeds {text!r}: give whole numbers separated by commas, e.g. 0,1,2"
+        )
+    return ",".join(parts)
+
+
+def _print_verdicts(verdicts) -> None:
+    """The verdicts over seeds of a several-seed run (`verdict.over_seeds`)."""
+    from rewardlab.verdict import MARGIN
+
+    cols = ["optimizer", "reward", "seeds", "final_gold", "final_gold_lo", "final_gold_hi",
+            "fall", "fall_lo", "fall_hi", "verdict", "hacked_seeds", "verdict_kl"]  # fmt: skip
+    typer.echo("\nverdicts over seeds:")
+    typer.echo(verdicts[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo("\n" + textwrap.fill(
+        "Each seed's fall of gold after its peak is cross-fitted over its prompts; fall is the "
+        "seeds' mean with its 95% Student-t interval over seeds [fall_lo, fall_hi]; hacked: that "
+        "interval, and that of its paired difference from the same optimizer against the rule, "
+        f"above 0; not hacked: below {MARGIN} std within verdict_kl nats; else undetermined. "
+        "hacked_seeds: seeds whose own verdict is hacked.", 100))  # fmt: skip
 
 
 def _print_rewards(path: Path) -> None:
@@ -123,7 +169,12 @@ def _print_summary(summary, run_dir: Path) -> None:
 def report(run_dir: Annotated[Path, typer.Argument(help="a finished run folder")]) -> None:
     """Rebuild the plots and report.html of a run folder (or a sweep folder) from its files."""
     from rewardlab.report import build_report
+    from rewardlab.report.seeds import build_seeds_report, is_seeds_folder
 
+    if is_seeds_folder(run_dir):
+        _print_verdicts(build_seeds_report(run_dir))
+        typer.echo(f"\nreport: {run_dir / 'report.html'}")
+        return
     if (run_dir / "studies.csv").is_file():
         from rewardlab.report.sweep import build_sweep_report
 

@@ -50,6 +50,12 @@ class StudyConfig(Strict):
         description="name; the default run folder is runs/<study>__s<seed>__<time>__<suffix>",
     )
     seed: int = Field(0, description="every random stream of the study derives from it")
+    seeds: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="run the study once per seed, side by side in one run folder "
+        "(seeds/s<seed>/), with curves and verdicts over seeds; replaces 'seed' (rewardlab.seeds)",
+    )
     cache_dir: str = Field("runs/cache", description="stage artifacts shared by runs")
     device: Device = Field("auto", description="auto: a GPU when torch sees one, else the CPU")
     task: TaskConfig = Field(default_factory=TaskConfig, description="the task")
@@ -87,6 +93,12 @@ class StudyConfig(Strict):
                     + " (studies/quick.yaml shows the current layout)"
                 )
         return data
+
+    @model_validator(mode="after")
+    def _seeds_distinct(self) -> StudyConfig:
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct; got {self.seeds}")
+        return self
 
     def reward_names(self) -> list[str]:
         """Every reward an optimizer can name: 'rule' and each source's (an ensemble's are
@@ -191,5 +203,11 @@ def validated(data: dict, source: str, model: type[StudyConfig] = StudyConfig) -
 
 
 def dump_config(cfg: StudyConfig) -> str:
-    """The fully resolved config as YAML (every default written out)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    """The fully resolved config as YAML (every default written out; ``seeds`` only when set,
+    so a one-seed run's config reads as it did before seeds were a key)."""
+    return yaml.safe_dump(config_json(cfg), sort_keys=False)
+
+
+def config_json(cfg: StudyConfig) -> dict:
+    """`cfg` as JSON-ready data: every field, ``seeds`` left out when it is not set."""
+    return cfg.model_dump(mode="json", exclude={"seeds"} if cfg.seeds is None else None)

@@ -52,13 +52,16 @@ STAGES = tuple(dict.fromkeys(
 @dataclass
 class Study:
     """A finished study: the run folder, the resolved config and every stage it used; its
-    tables as DataFrames (`curves` and `measurements` read from the folder on use)."""
+    tables as DataFrames (`curves` and `measurements` read from the folder on use). A study of
+    several seeds (`rewardlab.seeds`) has every seed's summary rows and `verdicts` over seeds;
+    its stages are in each seed's folder."""
 
     run_dir: Path
     config: StudyConfig
     stages: dict[str, StageResult] = field(default_factory=dict)
     reward_models: pd.DataFrame | None = None
     summary: pd.DataFrame | None = None
+    verdicts: pd.DataFrame | None = None  # several seeds: each (optimizer, reward) over seeds
 
     @property
     def curves(self) -> pd.DataFrame:
@@ -84,8 +87,9 @@ def default_run_dir(cfg: StudyConfig) -> Path:
     """A new folder ``runs/<study>__s<seed>__<YYYYmmdd-HHMMSS>__<6 hex digits>``, created here
     so that two runs started in the same second never share it."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    seeds = "-".join(map(str, cfg.seeds)) if cfg.seeds else cfg.seed
     while True:
-        path = Path("runs") / f"{cfg.study}__s{cfg.seed}__{stamp}__{secrets.token_hex(3)}"
+        path = Path("runs") / f"{cfg.study}__s{seeds}__{stamp}__{secrets.token_hex(3)}"
         try:
             path.mkdir(parents=True)
             return path
@@ -131,8 +135,15 @@ def run_study(
     cached artifacts that later changes to the cache do not reach), ``rewards.csv`` (every
     reward: kind, parameters, what it was trained on), ``reward_models.csv`` (accuracy and size
     of every trained member), ``offline.csv`` (each reward's offline scores against gold on the
-    base pool, `rewardlab.offline`), the curves and reports.
+    base pool, `rewardlab.offline`), the curves and reports. With ``cfg.seeds`` the seeds run
+    side by side, each in its own run folder ``seeds/s<seed>/``: `rewardlab.seeds.run_seeds`
+    runs them, and this function refuses them.
     """
+    if cfg.seeds:
+        raise RewardLabError(
+            "a config with 'seeds' runs through rewardlab.seeds.run_seeds (rewardlab run --seeds, "
+            "or rewardlab.run); run_study runs one seed"
+        )
     unknown = sorted(set(rebuild) - set(STAGES))
     if unknown:
         raise RewardLabError(

@@ -39,7 +39,7 @@ from pydantic import Field, ValidationError
 from rewardlab.cache import digest
 from rewardlab.common.config_io import format_validation_error, read_yaml_mapping, set_key
 from rewardlab.common.io import write_atomic
-from rewardlab.config import StudyConfig, dump_config, find_study, read_study
+from rewardlab.config import StudyConfig, config_json, dump_config, find_study, read_study
 from rewardlab.errors import Interrupted, RewardLabError, unwind_on_signals
 from rewardlab.inputs import check, rebase
 from rewardlab.provenance import write_provenance
@@ -83,7 +83,7 @@ class Point:
     @property
     def key(self) -> str:
         """Hash of the resolved config: a finished study is reused only for the same config."""
-        return digest(self.config.model_dump(mode="json"))
+        return digest(config_json(self.config))
 
 
 def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
@@ -157,8 +157,13 @@ def expand(cfg: SweepConfig, source: str = "sweep") -> list[Point]:
                 study_cfg = StudyConfig.model_validate(data)
             except ValidationError as err:
                 raise RewardLabError(format_validation_error(err, where, StudyConfig)) from None
+            if study_cfg.seeds is not None:
+                raise RewardLabError(
+                    f"{where}: 'seeds' runs several seeds in one study; a sweep's studies take "
+                    "one seed each: sweep a 'seed' axis (grid: {seed: [0, 1, 2]}) instead"
+                )
             check(study_cfg, where)
-            ident = digest(study_cfg.model_dump(mode="json"))
+            ident = digest(config_json(study_cfg))
             if ident in seen:  # the same study reached from another grid point
                 if b not in seen[ident].blocks:
                     seen[ident].blocks.append(b)
@@ -237,7 +242,10 @@ def _worker_init(sweep_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _run_process(jobs: list[tuple[str, str, int]], workers: int, on_done: Callable) -> None:
+def run_in_processes(jobs: list[tuple[str, str, int]], workers: int, on_done: Callable) -> None:
+    """Each job `(config_json, run_dir, threads)` as `run_point` in a pool of `workers` spawned
+    processes; `on_done(run_dir, status)` as each ends. Ctrl-c or a dead worker stops the rest,
+    each unwinding its study so that finished stages are kept."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -362,7 +370,7 @@ def run_sweep(
         if backend == "ray":
             _run_ray(jobs, workers, on_done, address)
         else:
-            _run_process(jobs, workers, on_done)
+            run_in_processes(jobs, workers, on_done)
         timing = dict(backend=backend, workers=workers, threads=threads, studies_run=len(jobs),
                       wall_seconds=time.perf_counter() - t0)  # fmt: skip
         write_atomic(out / "timing.json", json.dumps(timing, indent=1))

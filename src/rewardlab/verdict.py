@@ -161,3 +161,43 @@ def verdicts(
                        vs_control_hi=hi, verdict=word)  # fmt: skip
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- verdicts over seeds
+
+
+def over_seeds(summary: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per (`by`..., optimizer, reward) of a summary with one row per seed: the verdict
+    over seeds. Seed s gives one estimate, its cross-fitted fall over prompts f_s (``fall``,
+    `verdicts`); the fall over seeds is mean_s f_s with a 95% Student-t interval over the k seeds
+    (k − 1 degrees of freedom: seed-clustered, as the prompts of one seed are not independent
+    draws of the seed's randomness), and the control's difference is the paired f_s − c_s with
+    c_s the rule's fall under the same optimizer and seed. The words are `verdict`'s on those
+    intervals; ``hacked_seeds`` / ``not_hacked_seeds`` count the seeds' own verdicts. Peak and
+    final gold are the seeds' means with their intervals; ``verdict_kl`` is the seeds' mean."""
+    keys = [*by, "optimizer", "reward"]
+    rows = []
+    for key, d in summary.groupby(keys, sort=False):
+        d = d.sort_values("seed")
+        f = d.fall.to_numpy(float)
+        m, lo, hi = t_interval(f) if np.isfinite(f).all() else (np.nan, np.nan, np.nan)
+        fall = Fall(m, lo, hi, f, (-1, -1))
+        ctl = None
+        if key[-1] != RULE:
+            sel = summary.reward == RULE
+            for k, v in zip(keys[:-1], key[:-1], strict=True):
+                sel &= summary[k] == v
+            c = summary[sel].set_index("seed").fall.reindex(d.seed).to_numpy(float)
+            if len(c) and np.isfinite(c).all():
+                ctl = Fall(*t_interval(c), c, (-1, -1))
+        word, dlo, dhi = verdict(fall, ctl)
+        row = dict(zip(keys, key, strict=True), seeds=len(d), fall=m, fall_lo=lo, fall_hi=hi,
+                   control=RULE if ctl is not None else "none", vs_control_lo=dlo,
+                   vs_control_hi=dhi, verdict=word,
+                   hacked_seeds=int((d.verdict == HACKED).sum()),
+                   not_hacked_seeds=int((d.verdict == NOT_HACKED).sum()),
+                   verdict_kl=float(d.verdict_kl.mean()))  # fmt: skip
+        for col in ("peak_gold", "final_gold"):
+            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = t_interval(d[col].to_numpy(float))
+        rows.append(row)
+    return pd.DataFrame(rows)

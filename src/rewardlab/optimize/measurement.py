@@ -62,6 +62,7 @@ def measure_policy(
     samples_out: dict | None = None,
     monitor: Callable | None = None,
     members: Sequence[Callable] | None = None,
+    init_is_policy: bool = False,
 ) -> dict:
     """One row of `RAW_COLUMNS` for `model` at `step`.
 
@@ -74,7 +75,9 @@ def measure_policy(
     same samples (``monitor_raw``, ``monitor_se`` as the proxy's); with an ensemble's `members`,
     ``disagreement`` is the mean over samples of the members' standard deviation. ``entropy`` is
     mean(−log π(y|x)) over the samples, an unbiased estimate of the policy's sequence entropy in
-    nats (its standard error over prompts in ``entropy_se``).
+    nats (its standard error over prompts in ``entropy_se``). With `init_is_policy` (step 0 of
+    a run: `model` is π_init itself) log π_init of each sample is the sampler's log π, so π_init
+    is not run a second time on the same samples and KL is exactly 0.
     """
     model.eval()
     limit = max_tokens(sampling, task)
@@ -85,7 +88,8 @@ def measure_policy(
                               temperature=sampling.temperature, batch_size=sampling.batch_size)  # fmt: skip
     # pi_init scores the sampled token ids, not the text tokenized again (a BPE policy may sample
     # a spelling its tokenizer would not produce), in batches of similar length
-    logp_init = sequence_logprobs(init_model, tok, rep, ids, batch_size=sampling.batch_size)
+    logp_init = (logp if init_is_policy else
+                 sequence_logprobs(init_model, tok, rep, ids, batch_size=sampling.batch_size))  # fmt: skip
     kl = kl_from_samples(logp, logp_init)
     P = len(prompts)
     gold = np.array(checked_gold(task, rep, comps))
@@ -155,7 +159,8 @@ class Measure(TrainerCallback):
     def _record(self, model, step: int) -> None:
         if any(r["step"] == step for r in self.rows):
             return
-        self.rows.append(measure_policy(model, step=step, **self.kw))
+        # before the first step the trained model is still π_init: one pass scores both
+        self.rows.append(measure_policy(model, step=step, init_is_policy=step == 0, **self.kw))
         model.train()
         write_atomic(
             self.curve_path, pd.DataFrame(self.rows, columns=RAW_COLUMNS).to_csv(index=False)
