@@ -179,10 +179,23 @@ def _loaded_after(module: str) -> set[str]:
     return set(out.stdout.split())
 
 
-def test_a_config_loads_neither_matplotlib_nor_transformers():
-    loaded = _loaded_after("rewardlab.config")
-    assert "pydantic" in loaded  # the check sees what was imported
-    assert not loaded & {"matplotlib", "transformers", "trl"}
+@pytest.mark.parametrize(
+    ("module", "uses"), [("rewardlab.config", "pydantic"), ("rewardlab.cli", "typer")]
+)
+def test_a_config_is_read_without_torch_matplotlib_or_transformers(module, uses):
+    loaded = _loaded_after(module)
+    assert uses in loaded  # the check sees what was imported
+    assert not loaded & {"torch", "matplotlib", "transformers", "trl", "datasets"}
+
+
+def test_a_bad_config_is_an_error_before_any_of_them_loads(tmp_path):
+    code = (
+        "import sys\nfrom rewardlab.config import load_config\nfrom rewardlab.errors import "
+        "RewardLabError\ntry:\n    load_config('quick', ['polcy.epochs=1'])\n"
+        "except RewardLabError as e:\n    print(e)\nprint('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "unknown key 'polcy'" in out.stdout and out.stdout.split()[-1] == "False"
 
 
 @pytest.mark.parametrize(

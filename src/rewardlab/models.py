@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 if TYPE_CHECKING:  # transformers is imported where a model is built, so a config stays light
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+from rewardlab.common.lazy import torch
 from rewardlab.errors import RewardLabError
 from rewardlab.specs import ModelSpec
 

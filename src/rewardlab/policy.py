@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rewardlab.common.lazy import F, no_grad, torch
 from rewardlab.models import (
     build_causal_lm,
     check_positions,
@@ -149,7 +148,7 @@ def token_logprobs(
     return batch_logprobs(model, tok, *enc.batch(range(len(enc))))
 
 
-@torch.no_grad()
+@no_grad
 def sequence_logprobs(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
@@ -215,7 +214,7 @@ def train_sft(
                            rng=rng, warmup=True, desc="sft", progress=progress)  # fmt: skip
 
 
-@torch.no_grad()
+@no_grad
 def sample(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
@@ -236,7 +235,7 @@ def sample(
     )
 
 
-@torch.no_grad()
+@no_grad
 def sample_rows(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,

@@ -11,7 +11,8 @@ import json
 import random
 
 import numpy as np
-import torch
+
+from rewardlab.common.lazy import torch
 
 
 def derive(seed: int, stage: str, *stream: object) -> int:

@@ -6,8 +6,8 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
+from rewardlab.common.lazy import torch
 from rewardlab.progress import bar
 
 

@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from rewardlab.cache import KeyedTable, StageResult
+from rewardlab.common.lazy import F, torch
 from rewardlab.errors import RewardLabError
 from rewardlab.models import build_reward_model, count_params, positions_for
 from rewardlab.policy import encode

@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from rewardlab.cache import KeyedTable, StageResult
+from rewardlab.common.lazy import F, no_grad, torch
 from rewardlab.errors import RewardLabError
 from rewardlab.models import (
     build_reward_model,
@@ -88,7 +87,7 @@ def batch_scores(model: PreTrainedModel, enc: Encoded, idx: Sequence[int]) -> to
     return model(input_ids=ids, attention_mask=att).logits[:, 0].float()
 
 
-@torch.no_grad()
+@no_grad
 def score_encoded(model: PreTrainedModel, enc: Encoded, batch_size: int = 512) -> np.ndarray:
     """r of every sequence of `enc`, without gradients, in batches of similar length."""
     model.eval()

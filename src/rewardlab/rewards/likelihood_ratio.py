@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from rewardlab.cache import StageResult
+from rewardlab.common.lazy import no_grad
 from rewardlab.models import count_params, load_tokenizer
 from rewardlab.policy import batch_logprobs, by_length, encode, train_sft
 from rewardlab.rewards.base import Reward, RewardBase
@@ -49,7 +49,7 @@ class Config(RewardBase):
         return self.model_dump(mode="json", exclude={"name", "kind", "max_new_tokens"})
 
 
-@torch.no_grad()
+@no_grad
 def sequence_logprob(model, tok, prompts: Sequence[str], completions: Sequence[str],
                      max_new_tokens: int | None, batch_size: int = 256) -> np.ndarray:  # fmt: skip
     """Σ_t log π(y_t | x, y_<t) of each completion (its ``<eos>`` included unless cut), in
