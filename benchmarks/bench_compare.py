@@ -4,9 +4,12 @@ Three comparisons, alternating lab / library, median of `--repeats`:
 - sampling: `policy.sample_rows` vs transformers' `generate` (same policy, temperature 1, no
   top-k or top-p, the same banned tokens, same max tokens, 1,024 rows a pass), on two pool
   shapes: 1,024 samples of one prompt, and 4,000 prompts x 4 samples (`--quick`: 1,000 x 4);
-- reward-model training: `train_reward_model` (tokenizing, training, the accuracy and scale
-  passes) vs TRL's `RewardTrainer` built on the same token ids and trained (same pairs, epochs,
-  batch, learning rate, cosine schedule, AdamW, clipping);
+- reward-model training: `train_reward_model` (tokenizing, training, the held-out accuracy pass,
+  and the pass over the fitted completions for the train accuracy and the reward's scale) vs
+  TRL's `RewardTrainer` built on the same token ids, trained (same pairs, epochs, batch, learning
+  rate, cosine schedule, AdamW, clipping) and evaluated on the same held-out pairs (its
+  `evaluate`, the accuracy a user reads; the scale pass has no TRL counterpart and stays on the
+  lab's side);
 - RL: the lab's RL stage (guard, measurement every 5 steps of 32 prompts x 8 samples as in the
   default study, checkpoints) vs TRL's `GRPOTrainer.train()` called directly (`bench_rl.py`);
 - RL on the same work: the same stage vs `GRPOTrainer` with the measurement a TRL user would
@@ -82,17 +85,27 @@ def lab_sample(model, tok, prompts: list[str], per_prompt: int, max_new: int) ->
     return sample_rows(model, tok, rows, u, max_new_tokens=max_new, batch_size=BATCH)[0]
 
 
-def trl_reward(model, tok, enc, n: int, epochs: int, lr: float, batch: int, out: Path) -> None:
+def trl_reward(
+    model, tok, enc, n: int, epochs: int, lr: float, batch: int, out: Path, test_enc, n_test: int
+) -> float:
+    """Train with TRL's `RewardTrainer` on pairs k < n of `enc` (k chosen, n + k rejected), then
+    evaluate it on the held-out pairs of `test_enc` as a user reading its accuracy would; return
+    that accuracy."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
     ds = Dataset.from_dict(dict(chosen_ids=enc.ids[:n], rejected_ids=enc.ids[n:]))
+    held = Dataset.from_dict(
+        dict(chosen_ids=test_enc.ids[:n_test], rejected_ids=test_enc.ids[n_test:])
+    )
     args = RewardConfig(output_dir=str(out), per_device_train_batch_size=batch, num_train_epochs=epochs,
                         learning_rate=lr, lr_scheduler_type="cosine", weight_decay=0.01, max_grad_norm=1.0,
                         bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True, save_strategy="no",
                         report_to=[], disable_tqdm=True, logging_steps=10**6, seed=0,
                         dataloader_drop_last=False, max_length=None)  # fmt: skip
-    RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok).train()
+    trainer = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+    trainer.train()
+    return trainer.evaluate(held)["eval_accuracy"]
 
 
 def main() -> None:
@@ -100,6 +113,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller work, at most 3 minutes")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="benchmarks/results/compare.csv")
+    ap.add_argument("--cases", default=None, help="comma-separated subset of the cases (all)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     task = load_task("topics")
@@ -142,7 +156,9 @@ def main() -> None:
         m = build_reward_model(spec, tok)
         p = train.prompt.tolist()
         enc = encode(tok, p + p, train.chosen.tolist() + train.rejected.tolist())
-        trl_reward(m, tok, enc, n, rm_epochs, rm_lr, rm_batch, tmp / f"trl-rm{r}")
+        q = test.prompt.tolist()
+        held = encode(tok, q + q, test.chosen.tolist() + test.rejected.tolist())
+        trl_reward(m, tok, enc, n, rm_epochs, rm_lr, rm_batch, tmp / f"trl-rm{r}", held, len(test))
 
     def rl_lab(r, cfg=rl_cfg, tag="rl"):
         out = tmp / f"lab-{tag}{r}"
@@ -169,6 +185,8 @@ def main() -> None:
         "rl_train": (lambda r: rl_lab(r, ends_only, "train"),
                      lambda r: rl_trl(r, rl_cfg.steps, "train")),
     }  # fmt: skip
+    if args.cases:
+        cases = {k: v for k, v in cases.items() if k in args.cases.split(",")}
     rows = []
     for r in range(args.repeats):
         for name, (lab, lib) in cases.items():
@@ -182,6 +200,8 @@ def main() -> None:
     df.to_csv(args.out, index=False)
     med = df.groupby("case")[["lab_s", "library_s", "ratio"]].median()
     print(med.round(3).to_string())
+    if args.cases:
+        return
     sampler = max(med.ratio["sample_one_prompt"], med.ratio["sample_many_prompts"])
     print(f"ratios sampler_vs_hf_generate={sampler:.2f} "
           f"rm_train_vs_trl_reward_trainer={med.ratio['rm_train']:.2f} rl_vs_trl_grpo={med.ratio['rl']:.2f} "
