@@ -7,9 +7,10 @@ Three comparisons, alternating lab / library, median of `--repeats`:
 - reward-model training: `train_reward_model` (tokenizing, training, the held-out accuracy pass,
   and the pass over the fitted completions for the train accuracy and the reward's scale) vs
   TRL's `RewardTrainer` built on the same token ids, trained (same pairs, epochs, batch, learning
-  rate, cosine schedule, AdamW, clipping) and evaluated on the same held-out pairs (its
-  `evaluate`, the accuracy a user reads; the scale pass has no TRL counterpart and stays on the
-  lab's side);
+  rate, cosine schedule, AdamW, clipping), evaluated on the same held-out pairs (its
+  `evaluate`, the accuracy a user reads) and run over the fitted completions for the reward's
+  mean and standard deviation (the scale a user standardising the reward computes: a plain
+  loop of 512 rows in data order);
 - RL: the lab's RL stage (guard, measurement every 5 steps of 32 prompts x 8 samples as in the
   default study, checkpoints) vs TRL's `GRPOTrainer.train()` called directly (`bench_rl.py`);
 - RL on the same work: the same stage vs `GRPOTrainer` with the measurement a TRL user would
@@ -87,10 +88,12 @@ def lab_sample(model, tok, prompts: list[str], per_prompt: int, max_new: int) ->
 
 def trl_reward(
     model, tok, enc, n: int, epochs: int, lr: float, batch: int, out: Path, test_enc, n_test: int
-) -> float:
-    """Train with TRL's `RewardTrainer` on pairs k < n of `enc` (k chosen, n + k rejected), then
-    evaluate it on the held-out pairs of `test_enc` as a user reading its accuracy would; return
-    that accuracy."""
+) -> dict:
+    """Train with TRL's `RewardTrainer` on pairs k < n of `enc` (k chosen, n + k rejected),
+    evaluate it on the held-out pairs of `test_enc` as a user reading its accuracy would, and
+    score the fitted completions for the reward's scale (mean and standard deviation: what a
+    user standardising the reward computes, and what the lab's stage computes) in batches of
+    512 in data order; return the held-out accuracy and the scale."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
@@ -105,7 +108,20 @@ def trl_reward(
                         dataloader_drop_last=False, max_length=None)  # fmt: skip
     trainer = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
     trainer.train()
-    return trainer.evaluate(held)["eval_accuracy"]
+    accuracy = trainer.evaluate(held)["eval_accuracy"]
+    model.eval()
+    scores = []
+    with torch.no_grad():
+        for start in range(0, len(enc.ids), 512):
+            rows = enc.ids[start : start + 512]
+            ids = torch.full((len(rows), max(map(len, rows))), tok.pad_token_id)
+            for k, row in enumerate(rows):
+                ids[k, : len(row)] = torch.tensor(row)
+            scores.append(
+                model(input_ids=ids, attention_mask=(ids != tok.pad_token_id).long()).logits[:, 0]
+            )
+    r = torch.cat(scores)
+    return dict(accuracy=accuracy, mean=float(r.mean()), std=float(r.std()))
 
 
 def main() -> None:
