@@ -16,11 +16,12 @@ from rewardlab.seeding import rng
 from rewardlab.specs import Strict, input_field
 from rewardlab.tasks.arithmetic import Arithmetic
 from rewardlab.tasks.base import Task, build_tokenizer, checked_gold
+from rewardlab.tasks.neural import NeuralGold
 from rewardlab.tasks.sorting import Sorting
 from rewardlab.tasks.topics import Topics
 from rewardlab.userfiles import import_user, source_digest
 
-BUILTIN = {"arithmetic": Arithmetic, "sorting": Sorting, "topics": Topics}
+BUILTIN = {"arithmetic": Arithmetic, "neural": NeuralGold, "sorting": Sorting, "topics": Topics}
 
 __all__ = [
     "BUILTIN",
@@ -50,10 +51,15 @@ class TaskConfig(Strict):
 
     def cache_key(self) -> dict:
         """The config, and the content of a user's task file or module and of the user's modules
-        it imports (an edited task is a new task); a built-in task's key is its config."""
+        it imports (an edited task is a new task); a built-in task's key is its config, and a
+        task whose gold is a network (``content_digest()``, `tasks.neural`) adds its weights'
+        hash."""
         d = self.model_dump(mode="json")
         if self.name not in BUILTIN:
             d["sha256"] = source_digest(self.name)
+        digest = getattr(self.load(), "content_digest", None)
+        if digest is not None:  # a gold that is a network: its weights
+            d["gold_sha256"] = digest()
         return d
 
 
