@@ -336,3 +336,21 @@ def test_a_ray_cluster_sweep_survives_losing_a_worker_node(tmp_path):
     pd.testing.assert_frame_equal(
         pd.read_csv(pool_out / "curves.csv"), pd.read_csv(out / "curves.csv")
     )
+
+
+def test_a_study_finished_before_the_config_gained_a_field_is_still_finished(tmp_path):
+    from rewardlab.config import StudyConfig, dump_config
+    from rewardlab.sweep import DONE, finished
+
+    cfg = StudyConfig.model_validate(tiny_config_dict(tmp_path))
+    d = tmp_path / "study"
+    d.mkdir()
+    assert not finished(d, cfg)  # no done.json
+    old = yaml.safe_load(dump_config(cfg))
+    del old["tracking"]  # a field the config gained after the study finished
+    (d / "config.yaml").write_text(yaml.safe_dump(old))
+    (d / DONE).write_text(json.dumps({"key": "written-by-an-older-rewardlab"}))
+    assert finished(d, cfg)
+    old["pool"]["n"] += 1  # the same file with a value that differs: another study
+    (d / "config.yaml").write_text(yaml.safe_dump(old))
+    assert not finished(d, cfg)

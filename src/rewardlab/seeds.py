@@ -34,7 +34,7 @@ from rewardlab.errors import RewardLabError
 from rewardlab.inputs import check
 from rewardlab.provenance import write_provenance
 from rewardlab.study import OWNER_LOCK, OWNER_WAIT_S, Study, claim_run_dir, default_run_dir
-from rewardlab.sweep import DONE, run_in_processes
+from rewardlab.sweep import DONE, finished, run_in_processes
 from rewardlab.verdict import over_seeds
 
 GATHERED = ("curves.csv", "summary.csv", "rewards.csv", "reward_models.csv", "offline.csv",
@@ -90,8 +90,7 @@ def _run_seeds(
     for s, c in cfgs.items():
         d = seed_dir(run_dir, s)
         keys[str(d)] = (s, digest(config_json(c)))
-        done = d / DONE
-        if done.is_file() and json.loads(done.read_text()).get("key") == keys[str(d)][1]:
+        if finished(d, c):
             log(f"[seeds] seed {s}: finished before, kept")
             continue
         d.mkdir(parents=True, exist_ok=True)

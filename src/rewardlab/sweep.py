@@ -177,6 +177,24 @@ def expand(cfg: SweepConfig, source: str = "sweep") -> list[Point]:
 # ---------------------------------------------------------------- running one study
 
 
+def finished(run_dir: Path, cfg: StudyConfig) -> bool:
+    """Whether `run_dir` holds `cfg`'s study, finished: its ``done.json`` carries the key of
+    `cfg`'s resolved config, or (a study finished before the config gained fields) its
+    ``config.yaml``, read now with the new fields at their defaults, resolves to `cfg`."""
+    done = Path(run_dir) / DONE
+    if not done.is_file():
+        return False
+    if json.loads(done.read_text()).get("key") == digest(config_json(cfg)):
+        return True
+    try:
+        old = StudyConfig.model_validate(
+            yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+        )
+    except (OSError, ValidationError, yaml.YAMLError):
+        return False
+    return config_json(old) == config_json(cfg)
+
+
 def run_point(config_json: str, run_dir: str, threads: int) -> dict:
     """Run one study in the current process (a pool or Ray worker); return its status.
 
@@ -340,8 +358,7 @@ def run_sweep(
     jobs = []
     for p in points:
         d = out / "studies" / p.id
-        done = d / DONE
-        if done.is_file() and json.loads(done.read_text()).get("key") == p.key:
+        if finished(d, p.config):
             status[p.id] = {"ok": True, "seconds": 0.0, "resumed": True}
             continue
         d.mkdir(parents=True, exist_ok=True)
