@@ -51,16 +51,16 @@ def test_learned_vs_rule_compares_at_matched_kl_when_the_curves_are_there():
     assert smallest == {"params": 10}
 
 
-def planted_frontier(intercept: float):
-    """RL against learned rewards with final gold 1 + gap, gap = intercept + 0.5 log10(params)
-    + 0.25 log10(pairs) + a per-seed offset; the rule's curve ends at KL 2 with gold 1, the
-    learned runs at KL 5, passing gold 1 + gap - 0.3 at KL 2."""
+def planted_frontier(gap_of, offsets=(-0.02, 0.0, 0.02), sizes=(10, 100, 1000)):
+    """RL against learned rewards with final gold 1 + gap, gap = gap_of(params, pairs) + a
+    per-seed offset; the rule's curve ends at KL 2 with gold 1, the learned runs at KL 5,
+    passing gold 1 + gap - 0.3 at KL 2."""
     summ, rl = [], []
-    for seed, off in ((0, -0.02), (1, 0.0), (2, 0.02)):
-        for p in (10, 100, 1000):
+    for seed, off in enumerate(offsets):
+        for p in sizes:
             for n in (100, 1000):
                 study = f"s{seed}-{p}-{n}"
-                gap = intercept + 0.5 * math.log10(p) + 0.25 * math.log10(n) + off
+                gap = gap_of(p, n) + off
                 for reward, reducer in (("rm", "single"), ("rule", "rule")):
                     summ.append(dict(study=study, seed=seed, optimizer="grpo", reward=reward,
                                      reducer=reducer, params=p if reward == "rm" else 0,
@@ -75,31 +75,58 @@ def planted_frontier(intercept: float):
     return pd.DataFrame(summ), pd.concat(rl, ignore_index=True)
 
 
-def test_frontier_finds_the_planted_cells_and_the_smallest_reaching_one():
-    cells, crossing = frontier(*planted_frontier(-2.0))
+def linear(intercept):
+    return lambda p, n: intercept + 0.5 * math.log10(p) + 0.25 * math.log10(n)
+
+
+# the 95% t interval over three seeds offset by -0.02, 0, +0.02: ± 4.303 · 0.02 / √3
+H = 4.302653 * 0.02 / math.sqrt(3)
+
+
+def test_frontier_finds_the_planted_cells_and_brackets_the_crossing():
+    cells, crossing = frontier(*planted_frontier(linear(-2.0)))
     c = cells.set_index(["params", "train_pairs"])
     # gap_final: learned final gold minus the rule's last gold (its KL 5 is beyond the rule's)
     assert c.loc[(100, 1000), "gap_final"] == pytest.approx(-2 + 1 + 0.75)
     assert c.loc[(100, 1000), "gap_final_se"] == pytest.approx(0.02 / math.sqrt(3))
+    assert c.loc[(100, 1000), "gap_final_ci95"] == pytest.approx(H, rel=1e-5)
     assert c.loc[(100, 1000), "gap_stop"] == pytest.approx(-0.25 - 0.3)
+    # a cell reaches when its interval lies above -0.2: gaps 0 and +0.25 do, -0.25 does not
     reaching = set(c.index[c.gap_final_reaches])
-    assert reaching == {(1000, 100), (1000, 1000)}  # gaps 0 and +0.25
-    assert crossing["gap_final"] == {"kind": "measured", "cells": [(1000.0, 100.0)]}
-    # stopped at the rule's KL, every gap is 0.3 lower: (1000, 1000) at -0.05 misses by more
-    # than its standard error, so the crossing is extrapolated: -2.3 + 0.5 lp + 0.75 = 0
-    assert not c.gap_stop_reaches.any()
-    assert crossing["gap_stop"]["kind"] == "extrapolated"
-    assert crossing["gap_stop"]["log10_params"] == pytest.approx(3.1)
+    assert reaching == {(1000, 100), (1000, 1000)}
+    x = crossing["gap_final"]
+    assert x["kind"] == "measured" and x["cells"] == [(1000.0, 100.0)]
+    assert x["not_reaching_below"] == [(100.0, 100.0)] and x["bracketed"]
+    # stopped at the rule's KL every gap is 0.3 lower: (1000, 1000) at -0.05 - H > -0.2 reaches,
+    # bracketed by (100, 1000) at -0.55 and (1000, 100) at -0.3
+    assert set(c.index[c.gap_stop_reaches]) == {(1000, 1000)}
+    y = crossing["gap_stop"]
+    assert y["cells"] == [(1000.0, 1000.0)]
+    assert set(y["not_reaching_below"]) == {(100.0, 1000.0), (1000.0, 100.0)}
 
 
-def test_frontier_extrapolates_the_crossing_when_no_cell_reaches():
-    cells, crossing = frontier(*planted_frontier(-4.0))
+def test_frontier_fits_a_logistic_when_no_cell_reaches_and_reports_it_inside_the_data():
+    # gap = -1 / (1 + exp(3 (log10 p - 2))) at the largest pairs; seeds offset by ±0.3, so no
+    # cell's interval clears -0.2. The logistic meets -0.2 where exp(3 (u - 2)) = 4:
+    # u = 2 + ln 4 / 3 = 2.4621 (290 parameters), inside the sizes tried (10 to 1000)
+    def gap(p, n):
+        return -1 / (1 + math.exp(3 * (math.log10(p) - 2))) - (0.5 if n == 100 else 0.0)
+
+    cells, crossing = frontier(*planted_frontier(gap, offsets=(-0.3, 0.0, 0.3)))
     assert not cells.gap_final_reaches.any()
     x = crossing["gap_final"]
-    assert x["kind"] == "extrapolated" and x["at_pairs"] == 1000
-    # 0 = -4 + 0.5 log10(p) + 0.25 * 3  ->  log10(p) = 6.5
-    assert x["log10_params"] == pytest.approx(6.5)
-    assert x["params_lo"] <= 10**6.5 <= x["params_hi"]
+    assert x["kind"] == "fitted" and x["at_pairs"] == 1000
+    assert x["log10_params"] == pytest.approx(2 + math.log(4) / 3, abs=1e-4)
+    assert x["params_lo"] <= 10 ** x["log10_params"] <= x["params_hi"]
+
+
+def test_frontier_reports_no_crossing_when_the_fit_meets_the_margin_outside_the_data():
+    # linear in log size, -2.75 .. -1.75 at the largest pairs: far from -0.2 at 1,000 parameters
+    cells, crossing = frontier(*planted_frontier(linear(-4.0)))
+    assert not cells.gap_final_reaches.any()
+    x = crossing["gap_final"]
+    assert x["kind"] == "none"
+    assert x["largest"] == {"params": 1000.0, "train_pairs": 1000.0, "gap": pytest.approx(-1.75)}
 
 
 def test_eval_vs_gen_ratio_and_hacked_flag():

@@ -24,7 +24,8 @@ is never confounded with another one swept in a different grid. Within a grid:
 - **Gao et al. 2022 side by side**: each stated direction (`GAO`) beside the slope and a verdict;
   for a grid over two axes, the slopes of each at fixed levels of the other (`scaling_within`);
 - **frontier**: over size × pairs, RL's gold minus the rule's at the same KL, per cell, and the
-  crossing (measured, or extrapolated and labelled so);
+  crossing (the smallest cells whose interval clears the verdict's margin, bracketed by the
+  cells below them; or a logistic in log size, reported only inside the sizes tried);
 - **evaluation vs generation**: over reward-model × policy size, peak gold and fall against the
   ratio of their parameters;
 - **by reward**: when rewards learned from examples (classifier, demos, likelihood ratio) are

@@ -14,6 +14,7 @@ from rewardlab.common.stats import mean_ci
 from rewardlab.optimize.curves import TRAINED, families
 from rewardlab.report.sweep.analyses import interp_gold, levels, varies_alone
 from rewardlab.rewards.base import RULE
+from rewardlab.verdict import MARGIN
 
 
 def learned_vs_rule(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -80,11 +81,12 @@ def frontier(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dic
     against the rule: ``gap_final`` = learned final gold − the rule's gold at the learned run's
     final KL (on the rule's curve, its last gold beyond it), and ``gap_stop`` = the learned run's
     gold when it had spent the rule's final KL (early stopping at the rule's KL budget) − the
-    rule's final gold. Per cell (size, pairs): mean and standard error over seeds; a cell
-    ``reaches`` the rule when mean ≥ −se. The crossing: the reaching cells with no reaching cell
-    below them in both size and pairs (smallest first); when none reaches, least squares
-    gap = a + b·log10(params) + c·log10(pairs) over all runs, the size where it meets 0 at the
-    grid's largest pairs, with a 95% interval from a bootstrap over seeds (an extrapolation).
+    rule's final gold. Per cell (size, pairs): mean, standard error and 95% Student-t interval
+    over seeds; a cell ``reaches`` the rule when that interval lies above −`MARGIN` (the verdict
+    test's equivalence margin, std of the base policy's gold). The crossing (`_crossing`): the
+    reaching cells with no reaching cell below them in both size and pairs, each with the
+    neighbouring cells below it that do not reach (a bracket); when none reaches, a logistic in
+    log10 size at the grid's largest pairs (`logistic_crossing`), reported only inside the data.
     """
     d = summary[summary.optimizer.map(families(summary)) == TRAINED]
     learned = d[d.reducer == "single"]
@@ -116,45 +118,85 @@ def frontier(summary: pd.DataFrame, rl: pd.DataFrame) -> tuple[pd.DataFrame, dic
         row = dict(params=x, train_pairs=p, seeds=g.seed.nunique())
         for k in ("gap_final", "gap_stop"):
             m, se, h, n = mean_ci(g[k].to_numpy(float))
-            se = se if math.isfinite(se) else 0.0
-            row.update({k: m, f"{k}_se": se, f"{k}_ci95": h, f"{k}_reaches": bool(m >= -se)})
+            reaches = bool(math.isfinite(h) and m - h > -MARGIN)
+            row.update({k: m, f"{k}_se": se, f"{k}_ci95": h, f"{k}_reaches": reaches})
         rows.append(row)
     cells = pd.DataFrame(rows)
     crossing = {k: _crossing(cells, runs, k) for k in ("gap_final", "gap_stop")}
     return cells, crossing
 
 
-def _crossing(cells: pd.DataFrame, runs: pd.DataFrame, key: str, boots: int = 2000) -> dict:
+def _crossing(cells: pd.DataFrame, runs: pd.DataFrame, key: str) -> dict:
     hit = cells[cells[f"{key}_reaches"]]
-    if len(hit):
-        front = [r for r in hit.itertuples() if not any(
-            (o.params <= r.params and o.train_pairs <= r.train_pairs and o.Index != r.Index)
-            for o in hit.itertuples())]  # fmt: skip
-        front.sort(key=lambda r: (r.params, r.train_pairs))
-        return dict(kind="measured", cells=[(float(r.params), float(r.train_pairs)) for r in front])
-    X = np.column_stack([np.ones(len(runs)), np.log10(runs.params), np.log10(runs.train_pairs)])
-    y = runs[key].to_numpy(float)
-    lp = math.log10(runs.pairs.max())
+    if not len(hit):
+        return logistic_crossing(runs, key)
+    front = [r for r in hit.itertuples() if not any(
+        (o.params <= r.params and o.train_pairs <= r.train_pairs and o.Index != r.Index)
+        for o in hit.itertuples())]  # fmt: skip
+    front.sort(key=lambda r: (r.params, r.train_pairs))
+    below = []
+    for r in front:  # the nearest smaller size (same pairs) and fewer pairs (same size)
+        for same, axis in (("train_pairs", "params"), ("params", "train_pairs")):
+            under = cells[(cells[same] == getattr(r, same)) & (cells[axis] < getattr(r, axis))]
+            if len(under):
+                n = under.loc[under[axis].idxmax()]
+                if not n[f"{key}_reaches"]:
+                    below.append((float(n.params), float(n.train_pairs)))
+    return dict(kind="measured", margin=MARGIN,
+                cells=[(float(r.params), float(r.train_pairs)) for r in front],
+                not_reaching_below=below, bracketed=bool(below))  # fmt: skip
 
-    def cross(Xs: np.ndarray, ys: np.ndarray) -> float:
-        a, b, c = np.linalg.lstsq(Xs, ys, rcond=None)[0]
-        return (-a - c * lp) / b if b > 0 else math.inf  # log10 params where the gap meets 0
 
-    est = cross(X, y)
-    seeds = runs.seed.unique()
-    rng = np.random.default_rng(0)
+def _logistic(u: np.ndarray, low: float, k: float, mid: float) -> np.ndarray:
+    """gap(u) = low / (1 + exp(k (u − mid))): `low` for small models, rising to 0."""
+    return low / (1 + np.exp(np.clip(k * (u - mid), -50, 50)))
+
+
+def _fit_logistic(u: np.ndarray, y: np.ndarray) -> float:
+    """log10 size where the fitted logistic meets −`MARGIN` (NaN: no fit, or it never does)."""
+    from scipy.optimize import curve_fit
+
+    lo_u, hi_u = float(u.min()), float(u.max())
+    try:
+        (low, k, mid), _ = curve_fit(_logistic, u, y, p0=(min(y.min(), -2 * MARGIN), 2.0,
+                                     (lo_u + hi_u) / 2), bounds=([-np.inf, 1e-3, lo_u - 3],
+                                     [0.0, 50.0, hi_u + 3]), maxfev=5000)  # fmt: skip
+    except (RuntimeError, ValueError):
+        return math.nan
+    if low >= -MARGIN:
+        return math.nan
+    return float(mid + math.log(low / -MARGIN - 1) / k)
+
+
+def logistic_crossing(runs: pd.DataFrame, key: str, boots: int = 300) -> dict:
+    """When no cell reaches: at the grid's largest pairs, the least-squares logistic
+    gap = low / (1 + exp(k (log10 params − mid))) over the runs (its step-like shape: small
+    models far below the rule, large ones near it), and the size where it meets −`MARGIN`,
+    u* = mid + ln(low / −MARGIN − 1) / k, with a 95% interval from a bootstrap over seeds.
+    Reported (``kind: fitted``) only when u* lies within the sizes tried; otherwise ``kind:
+    none``, with the largest cell tried."""
+    top = runs[runs.pairs == runs.pairs.max()]
+    u, y = np.log10(top["size"].to_numpy(float)), top[key].to_numpy(float)
+    largest = dict(params=float(top["size"].max()), train_pairs=float(runs.pairs.max()),
+                   gap=float(top[top["size"] == top["size"].max()][key].mean()))  # fmt: skip
+    est = _fit_logistic(u, y) if len(np.unique(u)) >= 3 else math.nan
+    if not (math.isfinite(est) and u.min() <= est <= u.max()):
+        return dict(kind="none", margin=MARGIN, largest=largest,
+                    reason="no cell reaches the rule, and the logistic in log size meets the "
+                    "margin outside the sizes tried (or not at all)")  # fmt: skip
+    rng, seeds = np.random.default_rng(0), top.seed.unique()
+    seed_of = top.seed.to_numpy()
     draws = []
     for _ in range(boots):
-        pick = rng.choice(seeds, len(seeds), replace=True)
-        idx = np.concatenate([np.flatnonzero(runs.seed.to_numpy() == s) for s in pick])
-        draws.append(cross(X[idx], y[idx]))
+        idx = np.concatenate([np.flatnonzero(seed_of == s) for s in rng.choice(seeds, len(seeds))])
+        draws.append(_fit_logistic(u[idx], y[idx]))
     draws = np.array(draws)
-    lo, hi = np.quantile(draws, [0.025, 0.975]) if len(draws) else (math.nan, math.nan)
-    return dict(kind="extrapolated", at_pairs=float(runs.pairs.max()),
-                log10_params=float(est), params=float(10**est) if math.isfinite(est) else math.inf,
-                params_lo=float(10**lo) if math.isfinite(lo) else math.inf,
-                params_hi=float(10**hi) if math.isfinite(hi) else math.inf,
-                never=float(np.mean(~np.isfinite(draws))))  # fmt: skip
+    ok = draws[np.isfinite(draws)]
+    lo, hi = np.quantile(ok, [0.025, 0.975]) if len(ok) else (math.nan, math.nan)
+    return dict(kind="fitted", margin=MARGIN, at_pairs=float(runs.pairs.max()),
+                log10_params=est, params=float(10**est), params_lo=float(10**lo),
+                params_hi=float(10**hi), no_crossing=float(np.mean(~np.isfinite(draws))),
+                largest=largest)  # fmt: skip
 
 
 def eval_vs_gen(summary: pd.DataFrame, rl: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -200,7 +200,7 @@ def plot_frontier(cells: pd.DataFrame, crossing: dict, path: Path) -> Path:
             i, j = ps.index(r.train_pairs), xs.index(r.params)
             grid[i, j] = getattr(r, key)
             mark = " ✓" if getattr(r, f"{key}_reaches") else ""
-            ax.text(j, i, f"{grid[i, j]:.2f}\n(SE {getattr(r, f'{key}_se'):.2f}){mark}", ha="center",
+            ax.text(j, i, f"{grid[i, j]:.2f}\n(±{getattr(r, f'{key}_ci95'):.2f}){mark}", ha="center",
                     va="center", fontsize=7)  # fmt: skip
         lim = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
         im = ax.imshow(grid, origin="lower", cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
@@ -209,11 +209,13 @@ def plot_frontier(cells: pd.DataFrame, crossing: dict, path: Path) -> Path:
         ax.set_xlabel(AXES["params"])
         ax.set_ylabel(AXES["train_pairs"])
         c = crossing.get(key, {})
-        if c.get("kind") == "extrapolated":
-            note = (f"none reaches; extrapolated crossing ≈ {c['params']:,.3g} params "
+        if c.get("kind") == "fitted":
+            note = (f"none reaches; logistic crossing ≈ {c['params']:,.3g} params "
                     f"[{c['params_lo']:,.3g}, {c['params_hi']:,.3g}]")  # fmt: skip
+        elif c.get("kind") == "none":
+            note = "none reaches; no crossing inside the sizes tried"
         else:
-            note = "✓ = within one se of the rule"
+            note = f"✓ = 95% interval over seeds above −{c.get('margin', 0.2)} std"
         ax.set_title(f"{title}: learned − rule gold\n{note}", fontsize=8)
         fig.colorbar(im, ax=ax, shrink=0.8)
     return _save(fig, path)
