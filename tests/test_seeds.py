@@ -68,6 +68,10 @@ def test_seeds_in_one_folder_equal_single_seed_runs_byte_for_byte(tmp_path):
     assert json.loads((multi / "provenance.json").read_text())["seeds"] == seeds
     page = (multi / "report.html").read_text()
     assert "Verdicts over seeds" in page and 'href="seeds/s2/report.html"' in page
+    (multi / "report.html").unlink()  # rebuilt from the folder's files alone
+    r = subprocess.run([sys.executable, "-m", "rewardlab", "report", str(multi)],
+                       capture_output=True, text=True, check=True)  # fmt: skip
+    assert "verdicts over seeds:" in r.stdout and (multi / "report.html").is_file()
 
     # resumed: a finished seed is kept, an unfinished one runs again from the cache
     (seed_dir(multi, 1) / "done.json").unlink()
