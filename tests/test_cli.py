@@ -185,7 +185,7 @@ def test_a_folder_as_task_lists_the_builtin_tasks(monkeypatch, capsys, study_fil
     code, _, err = run_cli(monkeypatch, capsys, "run", str(study_file), "--task", "some/dir")
     assert code == 2
     assert_one_paragraph(err)
-    assert "'some/dir': not a built-in task (arithmetic, sorting, topics)" in err
+    assert "'some/dir': not a built-in task (arithmetic, neural, sorting, topics)" in err
 
 
 def test_a_task_whose_make_task_raises(monkeypatch, capsys, study_file, tmp_path):

@@ -99,7 +99,7 @@ def test_every_missing_input_is_named_at_once(tmp_path):
         rewardlab.run(data, out=tmp_path / "run", log=lambda _: None)
     msg = str(err.value)
     for part in (
-        "task.name: 'no/such_task.py': not a built-in task (arithmetic, sorting, topics)",
+        "task.name: 'no/such_task.py': not a built-in task (arithmetic, neural, sorting, topics)",
         "policy.model.path: model folder nomodel does not exist",
         "rewards.0.path: file prog.py does not exist",
         "rewards.1.path: 'no_such_module_xyz' is neither a file nor an importable module",
