@@ -113,7 +113,7 @@ def _run_seeds(
         run_in_processes(jobs, min(workers, len(jobs)), on_done)
     if failed:
         raise RewardLabError(
-            f"{len(failed)} of {len(cfgs)} seeds failed (the others are kept; run again to "
+            f"{len(failed)} of {len(cfgs)} seeds failed (finished seeds are kept; run again to "
             "resume): " + "; ".join(f"seed {s}: {e} (see {seed_dir(run_dir, s) / 'log.txt'})"
                                     for s, e in failed.items())
         )  # fmt: skip

@@ -42,7 +42,7 @@ def test_the_callback_skips_the_second_pass_only_at_step_zero(tmp_path, monkeypa
     monkeypatch.setattr(measurement, "measure_policy",
                         lambda model, **kw: seen.update(kw) or {"step": kw["step"]})  # fmt: skip
     m = measurement.Measure(5, tmp_path / "curve.csv")
-    m._record(object.__new__(_Model), step)
+    m._record(_Model(), step)
     assert seen["init_is_policy"] is (step == 0)
 
 

@@ -14,9 +14,6 @@ class LazyModule(types.ModuleType):
     """A stand-in for the module `name`: the first attribute read imports it and copies its
     namespace in, so later reads cost what a real module's do."""
 
-    def __init__(self, name: str):
-        super().__init__(name)
-
     def __getattr__(self, attr: str):
         real = importlib.import_module(self.__name__)
         self.__dict__.update(real.__dict__)
