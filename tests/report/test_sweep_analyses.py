@@ -119,6 +119,26 @@ def test_rm_accuracy_means_intervals_and_rises_per_size():
     )
     assert t.loc[100, "train_accuracy"] == pytest.approx(0.8)
     assert math.isnan(t.loc[10, "rises"]) and t.loc[100, "rises"] and not t.loc[1000, "rises"]
+    # paired by seed: every seed moves by exactly +0.1, then -0.02 (offsets cancel in Δ_s)
+    assert t.loc[100, "step"] == pytest.approx(0.1) and t.loc[1000, "step"] == pytest.approx(-0.02)
+    assert t.loc[100, "rises_in_seeds"] == 3 and t.loc[1000, "rises_in_seeds"] == 0
+    assert t.loc[100, "paired_seeds"] == 3 and math.isnan(t.loc[10, "step"])
+
+
+def test_rm_accuracy_counts_the_seeds_whose_own_step_rises():
+    # seed 2's larger model is worse though the mean rises: 2 of 3 seeds rise
+    acc = {(0, 10): 0.60, (0, 100): 0.70, (1, 10): 0.62, (1, 100): 0.66, (2, 10): 0.65,
+           (2, 100): 0.64}  # fmt: skip
+    rows = [dict(study=f"s{s}-{p}", seed=s, params=p, train_pairs=500, policy_params=7,
+                 test_accuracy=a, train_accuracy=a) for (s, p), a in acc.items()]  # fmt: skip
+    from rewardlab.report.sweep.analyses import rm_accuracy
+
+    t = rm_accuracy(pd.DataFrame(rows)).set_index("x")
+    d = np.array([0.10, 0.04, -0.01])
+    assert t.loc[100, "rises_in_seeds"] == 2 and t.loc[100, "step"] == pytest.approx(d.mean())
+    assert t.loc[100, "step_ci95"] == pytest.approx(
+        stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    )
 
 
 def test_gao_findings_verdicts_follow_the_interval_and_the_stated_direction():

@@ -231,7 +231,10 @@ def rm_accuracy(reward_models: pd.DataFrame) -> pd.DataFrame:
     """Held-out pair accuracy of the reward models at each level of each axis that varies
     alone (≥ 2 values): mean and 95% interval over seeds of the test and train accuracy and of
     the accuracy in each gold-margin bin (``acc_margin_*``), and whether the mean test accuracy
-    is above that of the level below (``rises``; NaN for the lowest level)."""
+    is above that of the level below (``rises``; NaN for the lowest level). The step from the
+    level below is also paired by seed: with Δ_s = acc(x, s) − acc(x_prev, s) over the seeds s
+    that have both levels, ``step`` is mean Δ_s with its 95% Student-t half-width ``step_ci95``,
+    and ``rises_in_seeds`` counts the seeds with Δ_s > 0 out of ``paired_seeds``."""
     if reward_models.empty or "test_accuracy" not in reward_models:
         return pd.DataFrame()
     bins = [c for c in reward_models.columns if c.startswith("acc_margin_")]
@@ -240,12 +243,19 @@ def rm_accuracy(reward_models: pd.DataFrame) -> pd.DataFrame:
         if axis not in reward_models or not varies_alone(reward_models, axis, 2):
             continue
         d = reward_models.assign(_x=levels(reward_models, axis))
-        prev = math.nan
+        prev, prev_by_seed = math.nan, None
         for x, g in d.groupby("_x"):
             m, _, h, n = mean_ci(g.test_accuracy.to_numpy(float))
             row = dict(axis=axis, x=x, seeds=n, test_accuracy=m, test_accuracy_ci95=h,
                        train_accuracy=float(g.train_accuracy.mean()),
                        rises=math.nan if not math.isfinite(prev) else bool(m > prev))  # fmt: skip
+            by_seed = g.groupby("seed").test_accuracy.mean()
+            if prev_by_seed is not None:
+                delta = (by_seed - prev_by_seed).dropna().to_numpy(float)
+                sm, _, sh, sn = mean_ci(delta)
+                row.update(step=sm, step_ci95=sh, rises_in_seeds=int((delta > 0).sum()),
+                           paired_seeds=sn)  # fmt: skip
+            prev_by_seed = by_seed
             for b in bins:
                 bm, _, bh, _ = mean_ci(g[b].to_numpy(float))
                 row.update({b: bm, f"{b}_ci95": bh})

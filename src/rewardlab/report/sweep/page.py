@@ -57,6 +57,11 @@ COLUMNS = {  # what the sweep report's table columns mean (shown under each tabl
     "train_accuracy": "the same on its training pairs",
     "rises": "whether the mean test accuracy is above that of the level below (blank at the "
     "lowest level)",
+    "step": "mean over seeds of the paired step from the level below (this level's accuracy "
+    "minus the level below's, same seed)",
+    "step_ci95": "95% Student-t half-width of that paired step, over seeds",
+    "rises_in_seeds": "seeds in which this level's accuracy is above the level below's",
+    "paired_seeds": "seeds that have both levels",
     "peak_gold": "the curve's highest gold (base-policy standard deviations)",
     "final_gold": "gold at the curve's last point",
     "gold_drop": "peak_gold − final_gold: how far gold falls after its peak",
