@@ -44,7 +44,7 @@ MIN_SEEDS_FOR_INTERVAL = 3  # with fewer seeds a t interval over seeds is too wi
 COLUMNS = {  # what the sweep report's table columns mean (shown under each table that has them)
     "seeds": "seeds behind the row's means",
     "n": "points (studies × levels) behind a fitted line",
-    "paired_seeds": "seeds in which both rewards of a paired difference ran",
+    "paired_seeds": "seeds that have both sides of a paired difference (both rewards, or both levels)",
     "slope": "least-squares slope per decade of the axis (y = intercept + slope·log10 x), the "
     "mean of one line per seed",
     "slope_lo": "95% interval of the slope, Student t over seeds (k − 1 degrees of freedom; over "
@@ -61,7 +61,6 @@ COLUMNS = {  # what the sweep report's table columns mean (shown under each tabl
     "minus the level below's, same seed)",
     "step_ci95": "95% Student-t half-width of that paired step, over seeds",
     "rises_in_seeds": "seeds in which this level's accuracy is above the level below's",
-    "paired_seeds": "seeds that have both levels",
     "peak_gold": "the curve's highest gold (base-policy standard deviations)",
     "final_gold": "gold at the curve's last point",
     "gold_drop": "peak_gold − final_gold: how far gold falls after its peak",
