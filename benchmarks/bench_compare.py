@@ -42,11 +42,12 @@ from rewardlab.cache import StageResult
 from rewardlab.models import build_reward_model, load_tokenizer
 from rewardlab.optimize.rl import Config as RLConfig
 from rewardlab.optimize.rl import stage_rl
-from rewardlab.policy import encode, never_sampled, sample_rows
+from rewardlab.policy import never_sampled, sample_rows
 from rewardlab.preferences import PreferenceConfig, make_pairs
 from rewardlab.rewards import Reward, RuleReward
 from rewardlab.rewards.learned import train_reward_model
 from rewardlab.seeding import seed_everything
+from rewardlab.sequences import encode
 from rewardlab.specs import ModelSpec, SamplingConfig
 from rewardlab.tasks import TaskConfig, load_task
 

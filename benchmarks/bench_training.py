@@ -27,9 +27,10 @@ import torch
 
 from rewardlab.flops import sampling_flops, sequences_flops
 from rewardlab.models import build_causal_lm, build_reward_model, count_params
-from rewardlab.policy import encode, encode_prompt, sample_rows, train_sft
+from rewardlab.policy import sample_rows, train_sft
 from rewardlab.rewards.learned import train_reward_model
 from rewardlab.seeding import seed_everything
+from rewardlab.sequences import encode, encode_prompt
 from rewardlab.specs import ModelSpec
 from rewardlab.tasks import build_tokenizer, load_task
 

@@ -19,6 +19,7 @@ LAYERS = [
     ["rewardlab", "rewardlab.errors", "rewardlab.seeding", "rewardlab.progress",
      "rewardlab.common", "rewardlab.userfiles"],
     ["rewardlab.specs", "rewardlab.flops", "rewardlab.cache", "rewardlab.training", "rewardlab.models",
+     "rewardlab.sequences",
      "rewardlab.sandbox", "rewardlab.sandbox_child", "rewardlab.label", "rewardlab.provenance"],
     ["rewardlab.tasks", "rewardlab.inputs", "rewardlab.measure", "rewardlab.offline",
      "rewardlab.detect"],

@@ -153,7 +153,8 @@ def test_init_log_probs_score_the_sampled_ids_even_a_spelling_the_tokenizer_woul
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rewardlab.policy import encode_prompt, policy_logits, sample_rows, sequence_logprobs
+    from rewardlab.policy import policy_logits, sample_rows, sequence_logprobs
+    from rewardlab.sequences import encode_prompt
 
     spec = importlib.util.spec_from_file_location("local_models", "examples/local_models.py")
     lm = importlib.util.module_from_spec(spec)

@@ -8,7 +8,7 @@ from rewardlab.config import StudyConfig
 from rewardlab.errors import RewardLabError
 from rewardlab.models import build_reward_model
 from rewardlab.rewards.classifier import train_binary
-from rewardlab.rewards.learned import score_batched
+from rewardlab.sequences import score_batched
 from rewardlab.specs import ModelSpec
 from rewardlab.study import run_study
 from rewardlab.tasks import build_tokenizer

@@ -72,7 +72,7 @@ def test_bucketed_scores_equal_each_sequence_scored_alone():
     sequence and equal an unpadded forward pass of that sequence alone."""
     import torch
 
-    from rewardlab.rewards.learned import score_batched
+    from rewardlab.sequences import score_batched
 
     tok = build_tokenizer([str(d) for d in range(10)])
     seed_everything(0, "test")
@@ -109,7 +109,7 @@ def test_early_stopping_keeps_the_best_epoch_and_stops_after_patience():
     reported loss (recomputed here from the scores)."""
     import torch.nn.functional as F
 
-    from rewardlab.rewards.learned import score_batched
+    from rewardlab.sequences import score_batched
 
     rng = seed_everything(0, "test")
     tok = build_tokenizer([str(d) for d in range(10)] + ["count", ":"])

@@ -23,11 +23,11 @@ from rewardlab.cache import KeyedTable, StageResult
 from rewardlab.common.lazy import F, torch
 from rewardlab.errors import RewardLabError
 from rewardlab.models import build_reward_model, count_params, positions_for
-from rewardlab.policy import encode
 from rewardlab.preferences import split_pairs
 from rewardlab.rewards.base import Reward, RewardBase
-from rewardlab.rewards.learned import NORM_FILE, LearnedReward, batch_scores, score_encoded
+from rewardlab.rewards.learned import NORM_FILE, LearnedReward
 from rewardlab.seeding import seed_everything
+from rewardlab.sequences import batch_scores, encode, score_encoded
 from rewardlab.specs import ModelSpec, spec_key
 from rewardlab.tasks import build_tokenizer
 from rewardlab.training import minibatch_train

@@ -16,20 +16,18 @@ import pandas as pd
 from pydantic import Field
 
 from rewardlab.cache import KeyedTable, StageResult
-from rewardlab.common.lazy import F, no_grad, torch
+from rewardlab.common.lazy import F, torch
 from rewardlab.errors import RewardLabError
 from rewardlab.models import (
     build_reward_model,
-    check_positions,
     count_params,
     load_tokenizer,
     positions_for,
-    to_device,
 )
-from rewardlab.policy import Encoded, by_length, encode
 from rewardlab.preferences import make_pairs, split_pairs
 from rewardlab.rewards.base import Reward, RewardBase
 from rewardlab.seeding import derive, seed_everything
+from rewardlab.sequences import batch_scores, encode, score_batched, score_encoded
 from rewardlab.specs import ModelSpec, spec_key
 from rewardlab.tasks import build_tokenizer
 from rewardlab.training import minibatch_train
@@ -78,29 +76,6 @@ class Config(RewardBase):
         if not self.skip_pairs:  # as before it existed
             out.pop("skip_pairs")
         return out
-
-
-def batch_scores(model: PreTrainedModel, enc: Encoded, idx: Sequence[int]) -> torch.Tensor:
-    """r(x, y) of the encoded sequences `idx`, shape (len(idx),)."""
-    ids, att, _ = to_device(model, *enc.batch(idx))
-    check_positions(model, ids.shape[1], "reward model scoring")
-    return model(input_ids=ids, attention_mask=att).logits[:, 0].float()
-
-
-@no_grad
-def score_encoded(model: PreTrainedModel, enc: Encoded, batch_size: int = 512) -> np.ndarray:
-    """r of every sequence of `enc`, without gradients, in batches of similar length."""
-    model.eval()
-    out = np.zeros(len(enc), dtype=np.float32)
-    for idx in by_length(enc.lengths, batch_size):
-        out[idx] = batch_scores(model, enc, idx).cpu().numpy()
-    return out
-
-
-def score_batched(model, tok, prompts, completions, batch_size: int = 512) -> np.ndarray:
-    """The scalar head r(x, y) on ``<bos> x y <eos>`` of every sample, shape (B,), in batches of
-    similar length, without gradients."""
-    return score_encoded(model, encode(tok, prompts, completions), batch_size)
 
 
 def _accuracy(rc: np.ndarray, rr: np.ndarray) -> tuple[float, float]:

@@ -18,10 +18,11 @@ from pydantic import Field
 from rewardlab.cache import StageResult
 from rewardlab.common.lazy import no_grad
 from rewardlab.models import count_params, load_tokenizer
-from rewardlab.policy import batch_logprobs, by_length, encode, train_sft
+from rewardlab.policy import batch_logprobs, train_sft
 from rewardlab.rewards.base import Reward, RewardBase
 from rewardlab.rewards.demos import DemoSet, demonstrations
 from rewardlab.seeding import seed_everything
+from rewardlab.sequences import by_length, encode
 
 if TYPE_CHECKING:  # a type only: the context is built by the study
     from rewardlab.context import StudyContext

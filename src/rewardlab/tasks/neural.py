@@ -29,6 +29,7 @@ import numpy as np
 from rewardlab.common.lazy import torch
 from rewardlab.errors import RewardLabError
 from rewardlab.models import MIN_POSITIONS, model_config
+from rewardlab.sequences import score_batched
 from rewardlab.specs import ModelSpec
 from rewardlab.tasks.arithmetic import Arithmetic
 from rewardlab.tasks.base import build_tokenizer
@@ -98,28 +99,9 @@ class NeuralGold:
         return h.hexdigest()
 
     def teacher_scores(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
-        """t(x, y) of each sample: the teacher on ``<bos> x y <eos>``, in batches of `BATCH` rows
-        of similar length, right-padded (the head reads the last real token, and causal
-        attention never reads the padding), without gradients."""
-        tok = self.tok
-        seqs = [[tok.bos_token_id, *tok(p, add_special_tokens=False)["input_ids"],
-                 *tok(c, add_special_tokens=False)["input_ids"], tok.eos_token_id]
-                for p, c in zip(prompts, completions, strict=True)]  # fmt: skip
-        lengths = np.array([len(s) for s in seqs])
-        out = np.zeros(len(seqs), dtype=np.float64)
-        order = np.argsort(lengths, kind="stable")
-        with torch.no_grad():
-            for start in range(0, len(order), BATCH):
-                idx = order[start : start + BATCH]
-                T = int(lengths[idx].max())
-                ids = torch.full((len(idx), T), tok.pad_token_id, dtype=torch.long)
-                att = torch.zeros((len(idx), T), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    ids[row, : lengths[i]] = torch.tensor(seqs[i])
-                    att[row, : lengths[i]] = 1
-                logits = self.teacher(input_ids=ids, attention_mask=att).logits[:, 0]
-                out[idx] = logits.double().numpy()
-        return out
+        """t(x, y) of each sample: the teacher's scalar head on ``<bos> x y <eos>``
+        (`sequences.score_batched`: batches of `BATCH` rows of similar length, no gradients)."""
+        return score_batched(self.teacher, self.tok, prompts, completions, BATCH).astype(np.float64)
 
     def prompts(self, n: int, rng: np.random.Generator) -> list[str]:
         return self.rule.prompts(n, rng)
