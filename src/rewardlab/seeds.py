@@ -19,7 +19,6 @@ take their finished stages from the cache.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from rewardlab.errors import RewardLabError
 from rewardlab.inputs import check
 from rewardlab.provenance import write_provenance
 from rewardlab.study import OWNER_LOCK, OWNER_WAIT_S, Study, claim_run_dir, default_run_dir
-from rewardlab.sweep import DONE, finished, run_in_processes
+from rewardlab.sweep import mark_done, pending_jobs, run_in_processes
 from rewardlab.verdict import over_seeds
 
 GATHERED = ("curves.csv", "summary.csv", "rewards.csv", "reward_models.csv", "offline.csv",
@@ -86,23 +85,18 @@ def _run_seeds(
     t0 = time.perf_counter()
     cfgs = seed_configs(cfg)
     workers, threads = workers_and_threads(len(cfgs))
-    jobs, keys = [], {}
-    for s, c in cfgs.items():
-        d = seed_dir(run_dir, s)
-        keys[str(d)] = (s, digest(config_json(c)))
-        if finished(d, c):
+    keys = {str(seed_dir(run_dir, s)): (s, digest(config_json(c))) for s, c in cfgs.items()}
+    jobs = pending_jobs({seed_dir(run_dir, s): c for s, c in cfgs.items()}, threads)
+    todo = {d for _, d, _ in jobs}
+    for d, (s, _) in keys.items():
+        if d not in todo:
             log(f"[seeds] seed {s}: finished before, kept")
-            continue
-        d.mkdir(parents=True, exist_ok=True)
-        write_atomic(d / "config.yaml", dump_config(c))  # the folder holds this seed's study
-        jobs.append((c.model_dump_json(), str(d), threads))
     failed: dict[int, str] = {}
 
     def on_done(d: str, res: dict) -> None:
         s, key = keys[d]
-        if res["ok"]:
-            write_atomic(Path(d) / DONE, json.dumps({"key": key, **res}, indent=1))
-        else:
+        mark_done(d, key, res)
+        if not res["ok"]:
             failed[s] = res["error"]
         what = "done" if res["ok"] else f"FAILED: {res['error']}"
         log(f"[seeds] seed {s} {what} in {res['seconds']:.0f}s (log: {Path(d) / 'log.txt'})")

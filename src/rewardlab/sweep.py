@@ -195,6 +195,25 @@ def finished(run_dir: Path, cfg: StudyConfig) -> bool:
     return config_json(old) == config_json(cfg)
 
 
+def pending_jobs(studies: dict[Path, StudyConfig], threads: int) -> list[tuple[str, str, int]]:
+    """The `run_in_processes` jobs of the studies (folder -> config) not yet `finished`: each such
+    folder is created and given its resolved ``config.yaml`` first."""
+    jobs = []
+    for d, c in studies.items():
+        if finished(d, c):
+            continue
+        d.mkdir(parents=True, exist_ok=True)
+        write_atomic(d / "config.yaml", dump_config(c))
+        jobs.append((c.model_dump_json(), str(d), threads))
+    return jobs
+
+
+def mark_done(run_dir: str | Path, key: str, res: dict) -> None:
+    """Record a finished study (``done.json``: its key, seconds and status) when `res` is ok."""
+    if res["ok"]:
+        write_atomic(Path(run_dir) / DONE, json.dumps({"key": key, **res}, indent=1))
+
+
 def run_point(config_json: str, run_dir: str, threads: int) -> dict:
     """Run one study in the current process (a pool or Ray worker); return its status.
 
@@ -354,28 +373,24 @@ def run_sweep(
     backend = backend or cfg.backend
     workers = workers or cfg.workers or os.cpu_count() or 1
     threads = max(1, (os.cpu_count() or 1) // workers)
-    status: dict[str, dict] = {}
-    jobs = []
-    for p in points:
-        d = out / "studies" / p.id
-        if finished(d, p.config):
-            status[p.id] = {"ok": True, "seconds": 0.0, "resumed": True}
-            continue
-        d.mkdir(parents=True, exist_ok=True)
-        write_atomic(d / "config.yaml", dump_config(p.config))
-        jobs.append((p.config.model_dump_json(), str(d), threads))
+    by_dir = {str(out / "studies" / p.id): p for p in points}
+    jobs = pending_jobs({Path(d): p.config for d, p in by_dir.items()}, threads)
+    todo = {d for _, d, _ in jobs}
+    status: dict[str, dict] = {
+        p.id: {"ok": True, "seconds": 0.0, "resumed": True}
+        for d, p in by_dir.items()
+        if d not in todo
+    }
     log(
         f"[sweep] {cfg.sweep}: {len(points)} studies, {len(points) - len(jobs)} already finished; "
         f"running {len(jobs)} on {backend} with {workers} workers × {threads} threads"
     )
-    by_dir = {str(out / "studies" / p.id): p for p in points}
     t0 = time.perf_counter()
 
     def on_done(run_dir: str, res: dict) -> None:
         p = by_dir[run_dir]
         status[p.id] = res
-        if res["ok"]:
-            write_atomic(Path(run_dir) / DONE, json.dumps({"key": p.key, **res}, indent=1))
+        mark_done(run_dir, p.key, res)
         n = sum(1 for s in status.values() if not s.get("resumed"))
         what = "done" if res["ok"] else f"FAILED: {res['error']}"
         log(
