@@ -280,6 +280,8 @@ def test_ctrl_c_of_a_sweep_stops_it_cleanly_and_quietly(tmp_path):
             os.killpg(sweep.pid, signal.SIGKILL)
     assert sweep.returncode == 130, err
     assert err.startswith("rewardlab: interrupted (SIGINT)")
+    timing = json.loads((out / "timing.json").read_text())  # the stopped run's time is kept
+    assert timing["parts"][0]["stopped"] is True and timing["studies_run"] == 0
     assert "leaked" not in err and "Warning" not in err, err
 
 
@@ -354,3 +356,17 @@ def test_a_study_finished_before_the_config_gained_a_field_is_still_finished(tmp
     old["pool"]["n"] += 1  # the same file with a value that differs: another study
     (d / "config.yaml").write_text(yaml.safe_dump(old))
     assert not finished(d, cfg)
+
+
+def test_timing_adds_each_run_of_a_sweep_to_the_parts_before_it(tmp_path):
+    from rewardlab.sweep import record_timing
+
+    # a file written before parts existed counts as one part
+    old = dict(backend="process", workers=2, threads=1, studies_run=16, wall_seconds=1378.0)
+    (tmp_path / "timing.json").write_text(json.dumps(old))
+    part = dict(backend="process", workers=2, threads=1, studies_run=14, wall_seconds=1649.0,
+                stopped=False)  # fmt: skip
+    rec = record_timing(tmp_path, part)
+    assert rec["studies_run"] == 30 and rec["wall_seconds"] == pytest.approx(3027.0)
+    assert [q["studies_run"] for q in rec["parts"]] == [16, 14] and "stopped" not in rec
+    assert json.loads((tmp_path / "timing.json").read_text()) == rec

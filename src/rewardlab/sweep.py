@@ -46,6 +46,7 @@ from rewardlab.provenance import write_provenance
 from rewardlab.specs import Strict
 
 DONE = "done.json"
+TIMING = "timing.json"  # wall time of the runs that made a sweep folder (`record_timing`)
 RAY_RETRIES = 3  # runs of a study whose Ray worker or node died, after the first
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
 
@@ -399,13 +400,18 @@ def run_sweep(
         )
 
     if jobs:
-        if backend == "ray":
-            _run_ray(jobs, workers, on_done, address)
-        else:
-            run_in_processes(jobs, workers, on_done)
-        timing = dict(backend=backend, workers=workers, threads=threads, studies_run=len(jobs),
-                      wall_seconds=time.perf_counter() - t0)  # fmt: skip
-        write_atomic(out / "timing.json", json.dumps(timing, indent=1))
+        stopped = True
+        try:
+            if backend == "ray":
+                _run_ray(jobs, workers, on_done, address)
+            else:
+                run_in_processes(jobs, workers, on_done)
+            stopped = False
+        finally:  # a stopped run's time is recorded too: its resumption adds to it
+            ran = sum(1 for s in status.values() if s.get("ok") and not s.get("resumed"))
+            record_timing(out, dict(backend=backend, workers=workers, threads=threads,
+                                    studies_run=ran, wall_seconds=time.perf_counter() - t0,
+                                    stopped=stopped))  # fmt: skip
     table = _studies_table(points, status)
     table.to_csv(out / "studies.csv", index=False)
     gather(out, points)
@@ -421,6 +427,24 @@ def run_sweep(
             f"study's log.txt): " + "; ".join(f"{r.study}: {r.error}" for r in failed.itertuples())
         )
     return out
+
+
+def record_timing(out: Path, part: dict) -> dict:
+    """Add one run of a sweep (`part`: backend, workers, threads, ``studies_run``,
+    ``wall_seconds``, ``stopped``) to ``out/timing.json``, whose ``parts`` lists every run that
+    ran studies and whose ``studies_run`` and ``wall_seconds`` are their sums: a sweep stopped
+    and resumed, or extended by new grid points, states all the time it took. A file written
+    before ``parts`` existed counts as one part. Returns the record written."""
+    path = out / TIMING
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    parts = list(old.get("parts") or ([dict(old)] if old else []))
+    parts.append(part)
+    record = {**part, "studies_run": sum(int(q.get("studies_run", 0)) for q in parts),
+              "wall_seconds": sum(float(q.get("wall_seconds", 0.0)) for q in parts),
+              "parts": parts}  # fmt: skip
+    record.pop("stopped")
+    write_atomic(path, json.dumps(record, indent=1))
+    return record
 
 
 def _studies_table(points: list[Point], status: dict[str, dict]) -> pd.DataFrame:
