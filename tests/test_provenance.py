@@ -86,6 +86,7 @@ def test_reproduce_regenerates_a_results_folder(tmp_path):
     (folder / FILE).write_text(json.dumps(seed))
     rec = reproduce(folder, root=root, log=lambda _: None)
     work = root / "runs" / "reproduce" / "tiny"
+    assert "compute_seconds" not in rec  # a study, not a sweep: no timing.json
     assert (folder / "summary.csv").read_bytes() == (work / "summary.csv").read_bytes()
     assert (root / "docs" / "img" / "tiny" / "bon.png").stat().st_size > 0
     written = json.loads((folder / FILE).read_text())
@@ -94,6 +95,10 @@ def test_reproduce_regenerates_a_results_folder(tmp_path):
     assert written["config_hash"] == "sha256:" + hashlib.sha256(text).hexdigest()
     assert written["seeds"] == [0] and written["commands"] == seed["commands"]
     assert written["files"] == seed["files"] and written["what"] == "a tiny study"
+    # a sweep's record of the runs that computed it, resumed once: regenerating it again resumes
+    (work / "timing.json").write_text(json.dumps({"wall_seconds": 3027.04, "studies_run": 30}))
+    again = reproduce(folder, root=root, log=lambda _: None)
+    assert again["compute_seconds"] == 3027.0 and again["studies_run"] == 30
 
 
 def test_reproduce_refuses_a_folder_it_cannot_regenerate(tmp_path):

@@ -6,7 +6,10 @@ machine, the date, the command and the wall seconds. A committed results folder
 (``docs/results/NAME``) holds the same record plus the commands that regenerate it and the
 files taken from their output (``files``: destination path from the repository root → path
 inside the output folder); `reproduce` runs those commands at the current checkout into a fresh
-folder, copies the files and writes the new record.
+folder, copies the files and writes the new record. A sweep's output holds ``timing.json``
+(`TIMING`: the wall seconds of every run that computed it, resumptions summed); the record
+states them as ``compute_seconds``, since ``seconds`` of a resumed regeneration counts only
+what this regeneration ran.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from pathlib import Path
 
 from rewardlab.common.io import write_atomic
 from rewardlab.errors import RewardLabError
+
+TIMING = "timing.json"  # a sweep folder's record of the wall time of the runs that made it
 
 FILE = "provenance.json"
 OUT = "{out}"  # stands for the regeneration's output folder in a recorded command
@@ -160,7 +165,8 @@ def reproduce(
     recorded ``commands`` (with ``{out}`` = `work`, default ``runs/reproduce/<name>``), copy its
     ``files`` from there, and rewrite its ``provenance.json`` (the output folder's own record:
     commit, dirty, config hash, seeds, machine; plus the commands, the files and the seconds of
-    the whole regeneration). A run already finished in `work` is resumed, not redone."""
+    the whole regeneration, and the sweep's own ``compute_seconds`` and ``studies_run`` from its
+    ``timing.json`` when it has one). A run already finished in `work` is resumed, not redone."""
     folder, root = Path(folder), Path(root)
     old = read_provenance(folder)
     commands, files = old.get("commands"), old.get("files")
@@ -202,6 +208,10 @@ def reproduce(
         "files": files,
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    if (work / TIMING).is_file():
+        timing = json.loads((work / TIMING).read_text())
+        record["compute_seconds"] = round(float(timing["wall_seconds"]), 1)
+        record["studies_run"] = timing.get("studies_run")
     write_atomic(folder / FILE, json.dumps(record, indent=1) + "\n")
     log(f"[reproduce] {folder}: {len(files)} files at {record['commit']}")
     return record

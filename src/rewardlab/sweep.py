@@ -42,11 +42,10 @@ from rewardlab.common.io import write_atomic
 from rewardlab.config import StudyConfig, config_json, dump_config, find_study, read_study
 from rewardlab.errors import Interrupted, RewardLabError, unwind_on_signals
 from rewardlab.inputs import check, rebase
-from rewardlab.provenance import write_provenance
+from rewardlab.provenance import TIMING, write_provenance
 from rewardlab.specs import Strict
 
 DONE = "done.json"
-TIMING = "timing.json"  # wall time of the runs that made a sweep folder (`record_timing`)
 RAY_RETRIES = 3  # runs of a study whose Ray worker or node died, after the first
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
 
