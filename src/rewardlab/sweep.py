@@ -441,7 +441,7 @@ def record_timing(out: Path, part: dict) -> dict:
     record = {**part, "studies_run": sum(int(q.get("studies_run", 0)) for q in parts),
               "wall_seconds": sum(float(q.get("wall_seconds", 0.0)) for q in parts),
               "parts": parts}  # fmt: skip
-    record.pop("stopped")
+    record.pop("stopped", None)
     write_atomic(path, json.dumps(record, indent=1))
     return record
 
