@@ -112,7 +112,13 @@ def score_encoded(model: PreTrainedModel, enc: Encoded, batch_size: int = 512) -
     return out
 
 
-def score_batched(model, tok, prompts, completions, batch_size: int = 512) -> np.ndarray:
+def score_batched(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    batch_size: int = 512,
+) -> np.ndarray:
     """The scalar head r(x, y) on ``<bos> x y <eos>`` of every sample, shape (B,), in batches of
     similar length, without gradients."""
     return score_encoded(model, encode(tok, prompts, completions), batch_size)
