@@ -93,3 +93,23 @@ def test_collect_removes_garbage_and_keeps_finished_stages(tmp_path):
     t0 = time.monotonic()
     _finished(root, 2)  # the next run rebuilds what was removed
     assert (folders[2] / "f.bin").read_bytes() == b"data" and time.monotonic() - t0 < 60
+
+
+def test_the_context_is_part_of_every_key(tmp_path):
+    """A stage built under one context (a study's thread count) is not taken under another."""
+    builds = []
+
+    def build(out):
+        builds.append(1)
+        (out / "x.txt").write_text("x")
+
+    def stage(threads):
+        cache = Cache(tmp_path, log=lambda m: None, context={"threads": threads})
+        return cache.run("s", lambda out, k: build(out), k=1)
+
+    one = stage(1)
+    assert json.loads((one.path / "meta.json").read_text())["key"]["threads"] == 1
+    two = stage(2)
+    assert len(builds) == 2 and two.path != one.path and two.built
+    again = stage(1)
+    assert len(builds) == 2 and again.path == one.path and not again.built

@@ -78,6 +78,23 @@ def test_study_end_to_end_then_fully_cached(tiny_config, tmp_path):
     )
 
 
+def test_a_run_with_another_thread_count_builds_its_own_stages(tiny_config, tmp_path):
+    """On the CPU a model trained with 2 threads differs in its last bits from one trained with
+    1, so a sweep's 1-thread workers do not take the stages of a 2-thread run."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run_study(tiny_config, tmp_path / "run1", log=lambda m: None)
+        meta = json.loads((tmp_path / "run1/stages/policy/meta.json").read_text())
+        assert meta["key"]["threads"] == 1
+        torch.set_num_threads(2)
+        two = run_study(tiny_config, tmp_path / "run2", log=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
+    assert built(two) == set(two.stages) == set(one.stages)
+    assert two.stages["policy"].path != one.stages["policy"].path
+
+
 def test_a_killed_run_resumes_without_redoing_finished_stages(tiny_config, tmp_path, monkeypatch):
     real = learned.stage_reward_model
 

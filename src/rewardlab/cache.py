@@ -161,10 +161,16 @@ class Cache:
         root: str | Path,
         log: Callable[[str], None] = print,
         rebuild: Collection[str] = (),
+        context: dict | None = None,
     ):
         """`rebuild`: stage names (``policy``, ``reward_model``, ...) built anew even when
         cached, and with them every stage this cache is asked for after the first of them (their
-        keys hold the rebuilt stage's hash, which does not change, so they would be reused)."""
+        keys hold the rebuilt stage's hash, which does not change, so they would be reused).
+        `context`: what every stage's output depends on besides its inputs, added to each key
+        (a study passes torch's thread count: on the CPU, kernels with another number of
+        threads sum in another order, so a model trained with 2 threads differs in its last bits
+        from one trained with 1, and a sweep at 1 thread must not take a 2-thread run's stages)."""
+        self.context = dict(context or {})
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.log = log
@@ -192,9 +198,10 @@ class Cache:
     ) -> StageResult:
         """The stage `name` built by ``fn(**inputs, out=folder)`` (and ``work=folder`` when
         `resumable`); its key is `keyable` of exactly `inputs` and `STAGE_VERSION`, so what a
-        stage reads is declared once, where it is called. Log lines name it ``[name shown_as]``
-        (which reward or optimizer it is for; not part of the key)."""
-        key = {"version": STAGE_VERSION, **{k: keyable(v) for k, v in inputs.items()}}
+        stage reads is declared once, where it is called, besides the cache's `context`. Log
+        lines name it ``[name shown_as]`` (which reward or optimizer it is for; not in the key)."""
+        key = {"version": STAGE_VERSION, **self.context,
+               **{k: keyable(v) for k, v in inputs.items()}}  # fmt: skip
         extra = {"work": self.work_dir(name, key)} if resumable else {}
         return self.stage(name, key, lambda out: fn(**inputs, **extra, out=out), shown_as)
 

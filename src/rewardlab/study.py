@@ -21,6 +21,7 @@ import pandas as pd
 
 from rewardlab.cache import Cache, StageResult, copy_tree, exclusive_lock
 from rewardlab.common.io import read_parquet, write_atomic
+from rewardlab.common.lazy import torch
 from rewardlab.config import StudyConfig, dump_config
 from rewardlab.context import StudyContext
 from rewardlab.errors import RewardLabError
@@ -121,6 +122,12 @@ def claim_run_dir(cfg: StudyConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def stage_context() -> dict:
+    """What every stage of a study depends on besides its inputs (`Cache`'s `context`): torch's
+    thread count, which changes the last bits of every model trained on the CPU."""
+    return {"threads": torch.get_num_threads()}
+
+
 def run_study(
     cfg: StudyConfig,
     run_dir: Path | None = None,
@@ -155,7 +162,8 @@ def run_study(
     claim_run_dir(cfg, run_dir)
     quiet_libraries()
     with exclusive_lock(run_dir / OWNER_LOCK, timeout_s=OWNER_WAIT_S, what=f"run folder {run_dir}"):
-        return _run_study(cfg, run_dir, Cache(cfg.cache_dir, log=log, rebuild=rebuild), log)
+        cache = Cache(cfg.cache_dir, log=log, rebuild=rebuild, context=stage_context())
+        return _run_study(cfg, run_dir, cache, log)
 
 
 def _run_study(cfg: StudyConfig, run_dir: Path, cache: Cache, log: Callable[[str], None]) -> Study:
