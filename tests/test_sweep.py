@@ -138,10 +138,11 @@ def test_sweep_runs_gathers_and_resumes(tmp_path):
     msgs.clear()
     run_sweep(load_sweep(path), tmp_path / "out", workers=2, log=msgs.append)
     assert "4 already finished; running 0" in msgs[0]
-    # a study killed before it finished runs again, from the cache
+    # a study killed before it finished runs again, from the cache (with as many workers, so as
+    # many threads each: the thread count is part of every stage's key)
     (out / "studies" / "t-003" / "done.json").unlink()
     msgs.clear()
-    run_sweep(load_sweep(path), tmp_path / "out", workers=1, log=msgs.append)
+    run_sweep(load_sweep(path), tmp_path / "out", workers=2, log=msgs.append)
     assert "running 1 " in msgs[0]
     assert json.loads((out / "studies" / "t-003" / "done.json").read_text())["built"] == {}
     pd.testing.assert_frame_equal(curves, pd.read_csv(out / "curves.csv"))

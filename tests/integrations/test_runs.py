@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from rewardlab.errors import RewardLabError
 from rewardlab.integrations.runs import load_run_rewards
@@ -26,6 +27,19 @@ def test_rebuilt_rewards_score_the_pool_as_the_run_did(finished_run):
     assert len(members) == 2 and rr.members("rm-a") == []
     by_member = np.array([m(p, c) for m in members])
     np.testing.assert_allclose(by_member.min(0), scores["rm-b/min"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_run_is_served_under_its_own_thread_count(finished_run):
+    """The stage keys hold the thread count the run was made with; a process with another
+    count still finds every stage copy."""
+    threads = torch.get_num_threads()
+    made = json.loads((finished_run / "stages/policy/meta.json").read_text())["key"]["threads"]
+    try:
+        torch.set_num_threads(1 if made != 1 else 2)
+        rr = load_run_rewards(finished_run)
+    finally:
+        torch.set_num_threads(threads)
+    assert "rm-a" in rr.rewards
 
 
 def test_an_unknown_reward_names_the_ones_there_are(finished_run):

@@ -31,8 +31,8 @@ from rewardlab.rewards.guard import GuardedReward
 class _RunCache(Cache):
     """A cache whose finished stages are a run folder's copies and which builds nothing."""
 
-    def __init__(self, root: Path, run_dir: Path, log: Callable[[str], None]):
-        super().__init__(root, log=log)
+    def __init__(self, root: Path, run_dir: Path, log: Callable[[str], None], context: dict):
+        super().__init__(root, log=log, context=context)
         self.run_dir = run_dir
 
     def _cached(self, name: str, final: Path, h: str, tag: str) -> StageResult | None:
@@ -92,18 +92,21 @@ def load_run_rewards(
     cfg = run_config(run_dir)
     from rewardlab.study import build_rewards  # the study imports the optimizers; only here
 
+    context = {}  # the run's thread count, from its stages' keys (none in runs made before it was)
     with tempfile.TemporaryDirectory(prefix="rewardlab-run-cache-") as tmp:
         for meta_file in sorted((run_dir / "stages").glob(f"*/{META}")):
             try:
                 meta = json.loads(meta_file.read_text())
                 link = Path(tmp) / f"{meta['stage']}-{meta['hash']}"
+                if "threads" in meta["key"]:
+                    context["threads"] = meta["key"]["threads"]
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise RewardLabError(
                     f"stage copy {meta_file.parent} is unreadable: {exc}"
                 ) from None
             if not link.exists():
                 link.symlink_to(meta_file.parent.resolve(), target_is_directory=True)
-        cache = _RunCache(Path(tmp), run_dir, log)
+        cache = _RunCache(Path(tmp), run_dir, log, context)
         ctx = build_rewards(cfg, cache, resolve_device(device), log)
     return RunRewards(run_dir, cfg, ctx.rewards, ctx.task)
 
